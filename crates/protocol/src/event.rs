@@ -1,0 +1,116 @@
+//! Events pushed to the UI over `GET /events` (Server-Sent Events).
+//! The SSE `event:` field is [`Event::name`]; the `data:` field is the JSON of the payload alone.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{AppHealth, ServiceStatus};
+
+/// One event. Serialised with its wire name as tag so that a log or a test can hold any event;
+/// on the SSE stream only the payload goes into `data:` (see [`Event::payload_json`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", content = "data")]
+pub enum Event {
+    /// A service changed state.
+    #[serde(rename = "service:status-changed", rename_all = "camelCase")]
+    ServiceStatusChanged {
+        /// The service.
+        service_name: String,
+        /// Its status after the change.
+        status: ServiceStatus,
+    },
+    /// A service crashed, failed a probe or failed to start.
+    #[serde(rename = "service:error", rename_all = "camelCase")]
+    ServiceError {
+        /// The service.
+        service_name: String,
+        /// What happened.
+        error: String,
+        /// When (ISO-8601, UTC).
+        timestamp: String,
+    },
+    /// Database initialisation finished.
+    #[serde(rename = "database:initialized", rename_all = "camelCase")]
+    DatabaseInitialized {
+        /// Whether every pending migration ran.
+        success: bool,
+        /// How many ran.
+        migrations_run: u32,
+    },
+    /// Our extension: the fleet's overall health changed.
+    #[serde(rename = "app:health-changed")]
+    AppHealthChanged(AppHealth),
+    /// The client reconnected with a `Last-Event-ID` older than the replay buffer holds:
+    /// it missed events and should fetch `services:get-all` again.
+    #[serde(rename = "resync", rename_all = "camelCase")]
+    Resync {
+        /// The oldest event id still buffered.
+        oldest_available: u64,
+    },
+    /// The client fell too far behind the stream and is being disconnected.
+    #[serde(rename = "lagged", rename_all = "camelCase")]
+    Lagged {
+        /// How many events it missed.
+        missed: u64,
+    },
+}
+
+/// The wire names of the events, as used in the SSE `event:` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventName {
+    /// `service:status-changed`
+    ServiceStatusChanged,
+    /// `service:error`
+    ServiceError,
+    /// `database:initialized`
+    DatabaseInitialized,
+    /// `app:health-changed`
+    AppHealthChanged,
+    /// `resync`
+    Resync,
+    /// `lagged`
+    Lagged,
+}
+
+impl EventName {
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventName::ServiceStatusChanged => "service:status-changed",
+            EventName::ServiceError => "service:error",
+            EventName::DatabaseInitialized => "database:initialized",
+            EventName::AppHealthChanged => "app:health-changed",
+            EventName::Resync => "resync",
+            EventName::Lagged => "lagged",
+        }
+    }
+}
+
+impl Event {
+    /// The event's wire name.
+    pub fn name(&self) -> EventName {
+        match self {
+            Event::ServiceStatusChanged { .. } => EventName::ServiceStatusChanged,
+            Event::ServiceError { .. } => EventName::ServiceError,
+            Event::DatabaseInitialized { .. } => EventName::DatabaseInitialized,
+            Event::AppHealthChanged(_) => EventName::AppHealthChanged,
+            Event::Resync { .. } => EventName::Resync,
+            Event::Lagged { .. } => EventName::Lagged,
+        }
+    }
+
+    /// The JSON of the payload alone: what goes into the SSE `data:` field.
+    pub fn payload_json(&self) -> String {
+        let tagged = serde_json::to_value(self).expect("an event always serialises to JSON");
+        let payload = tagged
+            .get("data")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
+        payload.to_string()
+    }
+
+    /// Rebuilds an event from its SSE `event:` name and `data:` payload.
+    pub fn from_wire(name: &str, payload: &str) -> Result<Event, serde_json::Error> {
+        let data: serde_json::Value = serde_json::from_str(payload)?;
+        serde_json::from_value(serde_json::json!({ "event": name, "data": data }))
+    }
+}

@@ -1,0 +1,22 @@
+//! The wire contract between conductor and its UI: every IPC request, response and event as a
+//! serde type, and the channel and event names.
+//! Field names are the SPEC's camelCase ones; a renamed field fails the snapshot tests.
+//! This crate does no I/O and has no async runtime: it is types only.
+#![warn(missing_docs, unreachable_pub)]
+
+mod channel;
+mod event;
+mod messages;
+mod state;
+
+pub use crate::{
+    channel::{Channel, UnknownChannel},
+    event::{Event, EventName},
+    messages::{
+        AppHealth, AppHealthStatus, DEFAULT_LOG_LINES, DatabaseInitResponse, DatabaseStatus,
+        ErrorBody, GetPathRequest, GetPathResponse, IpcInfo, LogEntry, LogLevel, LogsGetRequest,
+        LogsGetResponse, MAX_BODY_BYTES, PathName, ServiceActionResponse, ServiceRequest,
+        SuccessResponse,
+    },
+    state::{ServiceState, ServiceStatus},
+};
