@@ -1,0 +1,262 @@
+//! The validated registry model: what the supervisor reads after [`Registry::load`] succeeded.
+//!
+//! Every value here is already resolved (defaults merged, platform overrides applied, paths
+//! absolute, durations parsed), so consumers never re-interpret the file.
+//! This module holds plain data and two small helpers; it does not parse or validate.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A parsed and validated service registry (SPEC §2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registry {
+    /// The `[app]` table.
+    pub app: AppSpec,
+    /// The `[database]` table.
+    pub database: DatabaseSpec,
+    /// The `[logs]` table.
+    pub logs: LogsSpec,
+    /// Every service in file order, including disabled and feature-skipped ones.
+    pub services: Vec<ServiceSpec>,
+    /// Absolute directory of the registry file; relative paths in the file are resolved against it.
+    pub base_dir: PathBuf,
+}
+
+/// The `[app]` table: what the application is and how it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppSpec {
+    /// Application name; names the data directory and the default database file.
+    pub name: String,
+    /// Injected into every service as `DEPLOYMENT_ENV` (default `"desktop"`).
+    pub deployment_env: String,
+    /// Whether services start by dependency level or one at a time.
+    pub startup: StartupMode,
+    /// Enabled features, after `--features` replaced the file's list if given.
+    pub features: Vec<String>,
+    /// The window command started once every service is ready, if any.
+    pub window: Option<WindowSpec>,
+}
+
+/// The optional window command (`[app] window = { command, args, cwd, env }`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowSpec {
+    /// Program to run: absolute when the file gave a path, else a bare name looked up in `PATH`.
+    pub command: String,
+    /// Arguments passed to the program.
+    pub args: Vec<String>,
+    /// Absolute working directory (default: the registry's directory).
+    pub cwd: PathBuf,
+    /// Extra environment variables.
+    pub env: BTreeMap<String, String>,
+}
+
+/// How services are started (`[app] startup`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StartupMode {
+    /// A service starts once its dependencies are ready; independent ones start concurrently.
+    #[default]
+    Dependency,
+    /// One service at a time, in file order (never before its dependencies).
+    Sequential,
+}
+
+impl StartupMode {
+    /// The name used in the registry file (`"dependency"` or `"sequential"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StartupMode::Dependency => "dependency",
+            StartupMode::Sequential => "sequential",
+        }
+    }
+}
+
+/// The `[database]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DatabaseSpec {
+    /// Absolute database file path when the file names one; `None` means `<userData>/<app name>.db`.
+    pub path: Option<PathBuf>,
+    /// Absolute migrations directory when given; `None` means the migrations embedded in the binary.
+    pub migrations: Option<PathBuf>,
+}
+
+/// The `[logs]` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogsSpec {
+    /// Rotate a service's log file once it reaches this many bytes (default 10 MiB).
+    pub max_size: u64,
+    /// Rotated files kept per service (default 10).
+    pub max_files: usize,
+    /// Entries kept in memory per service for `logs:get` (default 10 000).
+    pub tail: usize,
+}
+
+impl Default for LogsSpec {
+    fn default() -> Self {
+        LogsSpec {
+            max_size: 10 * 1024 * 1024,
+            max_files: 10,
+            tail: 10_000,
+        }
+    }
+}
+
+/// One `[services.NAME]` table, with defaults, platform overrides and features applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSpec {
+    /// The table name under `[services]`.
+    pub name: String,
+    /// The fixed port the service listens on; unique in the registry.
+    pub port: u16,
+    /// Program to run: absolute when the file gave a path, else a bare name looked up in `PATH`.
+    pub command: String,
+    /// Arguments passed to the program.
+    pub args: Vec<String>,
+    /// Absolute working directory (default: the registry's directory).
+    pub cwd: PathBuf,
+    /// The service's own environment variables, applied after the injected ones.
+    pub env: BTreeMap<String, String>,
+    /// Names of the services this one needs ready before it starts.
+    pub depends_on: Vec<String>,
+    /// `false`: the app runs degraded without this service instead of aborting startup.
+    pub critical: bool,
+    /// The feature this service belongs to, if any.
+    pub feature: Option<String>,
+    /// The file's `enabled` flag.
+    pub enabled: bool,
+    /// Whether this service is started, and if not, why.
+    pub selection: Selection,
+    /// Readiness and liveness probe.
+    pub health: HealthSpec,
+    /// How long a start may take before it counts as failed.
+    pub ready_timeout: Duration,
+    /// How long to wait after SIGTERM before SIGKILL.
+    pub stop_timeout: Duration,
+    /// Restart policy.
+    pub restart: RestartSpec,
+}
+
+impl ServiceSpec {
+    /// Whether this service is started (neither disabled nor skipped by a feature).
+    pub fn is_active(&self) -> bool {
+        self.selection == Selection::Active
+    }
+
+    /// The name for people: words split on `-` and `_`, each capitalised
+    /// (`"pdf-export"` becomes `"Pdf Export"`), as in `✓ Starting Pdf Export Service...`.
+    pub fn title(&self) -> String {
+        self.name
+            .split(['-', '_'])
+            .filter(|word| !word.is_empty())
+            .map(|word| {
+                let mut chars = word.chars();
+                match chars.next() {
+                    Some(first) => first.to_uppercase().chain(chars).collect::<String>(),
+                    None => String::new(),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Whether a service is started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// Started with the app.
+    Active,
+    /// `enabled = false`: listed in status as `disabled`, never started.
+    Disabled,
+    /// Its `feature` (the payload) is not among the enabled features.
+    SkippedByFeature(String),
+}
+
+/// A service's health probe and its timing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthSpec {
+    /// What the probe does.
+    pub check: HealthCheck,
+    /// Time between liveness probes.
+    pub interval: Duration,
+    /// Time one probe may take.
+    pub timeout: Duration,
+    /// Consecutive failed probes that make a service `unhealthy`.
+    pub failure_threshold: u32,
+}
+
+/// The kind of health probe (`kind = "http" | "tcp" | "exec" | "none"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthCheck {
+    /// `GET http://127.0.0.1:<port><path>` answers 2xx (default path `/health`).
+    Http {
+        /// Request path, starting with `/`.
+        path: String,
+    },
+    /// A TCP connection to the port succeeds.
+    Tcp,
+    /// A command exits with status 0.
+    Exec {
+        /// Program to run (resolved like a service command).
+        command: String,
+        /// Its arguments.
+        args: Vec<String>,
+    },
+    /// No probe: alive means running.
+    None,
+}
+
+/// A service's restart policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartSpec {
+    /// Restarts allowed without a stable period of `reset_after` before the service is `failed`.
+    pub max_retries: u32,
+    /// Delay before the first restart; doubled for each further attempt.
+    pub backoff: Duration,
+    /// Upper bound of the doubled delay.
+    pub backoff_max: Duration,
+    /// Time a service must stay running and healthy for its restart count to reset.
+    pub reset_after: Duration,
+}
+
+/// Choices made by the caller rather than the file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// `--features a,b`: when `Some`, replaces `[app] features`.
+    pub features: Option<Vec<String>>,
+}
+
+/// SPEC §2 values used when neither a service nor `[defaults]` names a key.
+pub(crate) mod fallback {
+    use std::time::Duration;
+
+    pub(crate) const HEALTH_PATH: &str = "/health";
+    pub(crate) const INTERVAL: Duration = Duration::from_secs(10);
+    pub(crate) const TIMEOUT: Duration = Duration::from_secs(2);
+    pub(crate) const FAILURE_THRESHOLD: u32 = 3;
+    pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(30);
+    pub(crate) const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+    pub(crate) const MAX_RETRIES: u32 = 3;
+    pub(crate) const BACKOFF: Duration = Duration::from_secs(1);
+    pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(30);
+    pub(crate) const RESET_AFTER: Duration = Duration::from_secs(60);
+    pub(crate) const DEPLOYMENT_ENV: &str = "desktop";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named(name: &str) -> ServiceSpec {
+        let mut service = crate::Registry::builtin().services[0].clone();
+        service.name = name.to_owned();
+        service
+    }
+
+    #[test]
+    fn title_capitalises_each_word() {
+        assert_eq!(named("records").title(), "Records");
+        assert_eq!(named("pdf-export").title(), "Pdf Export");
+        assert_eq!(named("ocr_gpu").title(), "Ocr Gpu");
+        assert_eq!(named("a--b").title(), "A B");
+    }
+}
