@@ -1,0 +1,185 @@
+//! Reads Linux's `/proc`: a process's stat line (state, group, start time), the table of TCP
+//! sockets, and which process holds a socket.
+//! Parsing is kept apart from reading so it is tested on fixed text. Nothing here signals a
+//! process or decides whether one is ours.
+
+use std::{fs, io, path::Path};
+
+/// The fields of `/proc/<pid>/stat` this crate uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ProcStat {
+    pub(crate) pid: u32,
+    /// Field 2, without its parentheses; the kernel truncates it to 15 bytes.
+    pub(crate) comm: String,
+    /// Field 3: `R`, `S`, `D`, `Z` (zombie), `X` (dead) …
+    pub(crate) state: char,
+    /// Field 5.
+    pub(crate) pgrp: u32,
+    /// Field 22, clock ticks since boot.
+    pub(crate) start_time: u64,
+}
+
+impl ProcStat {
+    /// A zombie or dead process has exited: it runs no code and holds no socket, only its pid.
+    pub(crate) fn is_live(&self) -> bool {
+        !matches!(self.state, 'Z' | 'X')
+    }
+}
+
+/// Parses one `/proc/<pid>/stat` line.
+///
+/// The command name may itself contain spaces and parentheses (`(a) b)`), so it ends at the
+/// *last* `)`; the fields after it are plain numbers.
+pub(crate) fn parse_stat(line: &str) -> Option<ProcStat> {
+    let open = line.find('(')?;
+    let close = line.rfind(')')?;
+    let pid = line.get(..open)?.trim().parse().ok()?;
+    let comm = line.get(open + 1..close)?.to_owned();
+    // `rest[0]` is field 3, so field N is `rest[N - 3]`.
+    let rest: Vec<&str> = line.get(close + 1..)?.split_ascii_whitespace().collect();
+    let mut state_chars = rest.first()?.chars();
+    let state = state_chars.next()?;
+    if state_chars.next().is_some() {
+        return None;
+    }
+    Some(ProcStat {
+        pid,
+        comm,
+        state,
+        pgrp: rest.get(5 - 3)?.parse().ok()?,
+        start_time: rest.get(22 - 3)?.parse().ok()?,
+    })
+}
+
+/// Reads `/proc/<pid>/stat`; `None` if the process does not exist (or vanished meanwhile).
+pub(crate) fn read_stat(pid: u32) -> Option<ProcStat> {
+    // The command name is bytes, not necessarily UTF-8.
+    let bytes = fs::read(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&String::from_utf8_lossy(&bytes))
+}
+
+/// The pids listed in `/proc`, ascending. Threads are not listed, only processes.
+pub(crate) fn pids() -> io::Result<Vec<u32>> {
+    let mut pids: Vec<u32> = fs::read_dir("/proc")?
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    pids.sort_unstable();
+    Ok(pids)
+}
+
+/// The stat of every process that exists now; processes that exit during the scan are left out.
+pub(crate) fn all_processes() -> io::Result<Vec<ProcStat>> {
+    Ok(pids()?.into_iter().filter_map(read_stat).collect())
+}
+
+/// The inodes of the listening sockets on `port` in one `/proc/net/tcp` or `/proc/net/tcp6`
+/// table. Rows look like
+/// `0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000 1000 0 12345 …`:
+/// local address and port in hex, state `0A` is LISTEN, the inode is the tenth column.
+pub(crate) fn listening_inodes(table: &str, port: u16) -> Vec<u64> {
+    const LISTEN: &str = "0A";
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|row| {
+            let columns: Vec<&str> = row.split_ascii_whitespace().collect();
+            let (_, local_port) = columns.get(1)?.rsplit_once(':')?;
+            let local_port = u16::from_str_radix(local_port, 16).ok()?;
+            if local_port != port || *columns.get(3)? != LISTEN {
+                return None;
+            }
+            columns.get(9)?.parse().ok().filter(|&inode| inode != 0)
+        })
+        .collect()
+}
+
+/// The lowest pid with an open file descriptor on one of these socket inodes. Processes whose
+/// descriptors we may not read (another user's) are skipped, so `None` may mean "not visible".
+pub(crate) fn socket_owner(inodes: &[u64]) -> Option<u32> {
+    let targets: Vec<String> = inodes
+        .iter()
+        .map(|inode| format!("socket:[{inode}]"))
+        .collect();
+    pids().ok()?.into_iter().find(|pid| {
+        let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+            return false;
+        };
+        fds.filter_map(Result::ok).any(|fd| {
+            fs::read_link(fd.path())
+                .is_ok_and(|link| targets.iter().any(|target| Path::new(target) == link))
+        })
+    })
+}
+
+/// The process's command line, arguments joined by spaces; falls back to `[comm]` when the
+/// command line is empty (kernel threads, zombies).
+pub(crate) fn command_line(pid: u32) -> Option<String> {
+    let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let words: Vec<String> = raw
+        .split(|&byte| byte == 0)
+        .filter(|word| !word.is_empty())
+        .map(|word| String::from_utf8_lossy(word).into_owned())
+        .collect();
+    if words.is_empty() {
+        return read_stat(pid).map(|stat| format!("[{}]", stat.comm));
+    }
+    Some(words.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_parentheses_and_spaces_in_the_name_parses() {
+        let line = "4242 (we) ird (name)) S 1 4240 4240 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 \
+                    1 0 987654 10000 200 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0";
+        let stat = parse_stat(line).expect("a valid stat line");
+        assert_eq!(
+            stat,
+            ProcStat {
+                pid: 4242,
+                comm: "we) ird (name)".to_owned(),
+                state: 'S',
+                pgrp: 4240,
+                start_time: 987_654,
+            }
+        );
+    }
+
+    #[test]
+    fn truncated_stat_line_is_rejected() {
+        assert_eq!(parse_stat("4242 (sh) S 1 4240 4240 0"), None);
+        assert_eq!(parse_stat("garbage"), None);
+        assert_eq!(parse_stat(""), None);
+    }
+
+    #[test]
+    fn own_stat_names_this_process() {
+        let stat = read_stat(std::process::id()).expect("our own /proc entry exists");
+        assert_eq!(stat.pid, std::process::id());
+        assert!(stat.is_live());
+        assert!(stat.start_time > 0);
+    }
+
+    #[test]
+    fn only_listening_rows_on_the_port_are_picked() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 111 1 0000000000000000 100 0 0 10 0
+   1: 0100007F:1F90 0100007F:C350 01 00000000:00000000 00:00000000 00000000  1000        0 222 1 0000000000000000 20 4 30 10 -1
+   2: 0100007F:1F91 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 333 1 0000000000000000 100 0 0 10 0
+   3: 0100007F:1F90 0100007F:C351 06 00000000:00000000 03:00000E3A 00000000     0        0 0 3 0000000000000000
+";
+        assert_eq!(listening_inodes(table, 0x1F90), vec![111]);
+        assert_eq!(listening_inodes(table, 0x1F91), vec![333]);
+        assert_eq!(listening_inodes(table, 80), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn ipv6_rows_are_read_like_ipv4_rows() {
+        let table = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000000000000000000001000000:0BB8 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 444 1 0000000000000000 100 0 0 10 0
+";
+        assert_eq!(listening_inodes(table, 3000), vec![444]);
+    }
+}

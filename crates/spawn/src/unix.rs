@@ -1,0 +1,315 @@
+//! Unix implementation: the child's setup between fork and exec, group signals, the watch on
+//! the leader's exit, and the `/proc` queries behind reclaim and port lookup.
+//! Linux gets all of it; other unixes compile with no parent-death signal, no pidfd (the leader
+//! is reaped to notice its exit) and "unknown" answers where `/proc` would be needed.
+//! Policy (what to signal when, how long to wait) is not here but in `group.rs`/`reclaim.rs`.
+
+use std::io;
+
+use nix::{
+    errno::Errno,
+    sys::signal::{Signal, killpg},
+    unistd::Pid,
+};
+use tokio::process::Command;
+
+use crate::{group::GroupSignal, port::PortHolder, reclaim::Member};
+
+/// Exit code of a child whose parent died between fork and exec (it would never have received
+/// the parent-death signal). Nobody is left to read it; it only has to be recognisable.
+#[cfg(target_os = "linux")]
+const PARENT_GONE_EXIT_CODE: libc::c_int = 125;
+
+/// Puts the child in a new process group and installs [`child_setup`] to run before exec.
+pub(crate) fn prepare(command: &mut Command) -> io::Result<()> {
+    command.process_group(0);
+    let parent = libc::pid_t::try_from(std::process::id()).map_err(io::Error::other)?;
+    // SAFETY: `child_setup` runs in the forked child, where only async-signal-safe functions may
+    // be called: it makes only such libc calls, allocates nothing and takes no lock.
+    unsafe {
+        command.pre_exec(move || child_setup(parent));
+    }
+    Ok(())
+}
+
+/// Runs in the child between fork and exec.
+///
+/// Std already resets the signal mask and SIGPIPE before running this hook; the loop below
+/// also resets every *ignored* disposition, which exec keeps (a conductor started under
+/// `nohup`, or with SIGTERM ignored, must not hand that to its services). Handled signals
+/// need nothing: exec resets them to the default.
+fn child_setup(parent: libc::pid_t) -> io::Result<()> {
+    // SAFETY: sigemptyset, pthread_sigmask, signal, prctl, getppid and _exit are
+    // async-signal-safe; `set` is a local that sigemptyset fully initialises.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        let error = libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        if error != 0 {
+            return Err(io::Error::from_raw_os_error(error));
+        }
+        // Signal numbers run 1..NSIG (65 on Linux, 32 elsewhere); SIGKILL and SIGSTOP cannot
+        // be changed, and a failure leaves one signal as inherited, which exec would do too.
+        for signal in 1..SIGNAL_LIMIT {
+            if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+                reset_disposition(signal);
+            }
+        }
+        #[cfg(target_os = "linux")]
+        {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+            ) == -1
+            {
+                return Err(io::Error::last_os_error());
+            }
+            // If conductor died after fork but before the prctl, we have already been
+            // reparented and the death signal will never come: leave now.
+            if libc::getppid() != parent {
+                libc::_exit(PARENT_GONE_EXIT_CODE);
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = parent;
+    }
+    Ok(())
+}
+
+/// Sets `signal` to its default disposition. Async-signal-safe.
+///
+/// Linux: the raw syscall, because glibc's `signal()` and `sigaction()` refuse signals 32 and
+/// 33, which it reserves for its threads, yet a parent may have left them ignored. The kernel's
+/// `struct sigaction` all zero means SIG_DFL, no flags, empty mask, whatever the field order
+/// of the architecture; 32 bytes cover it. Returns nothing: see the caller.
+#[cfg(target_os = "linux")]
+unsafe fn reset_disposition(signal: libc::c_int) {
+    const KERNEL_SIGSET_BYTES: libc::size_t = 8;
+    let default_action = [0_u64; 4];
+    // SAFETY: rt_sigaction reads `default_action` (large enough for the kernel's struct
+    // sigaction on every architecture) and writes nothing, the old action pointer being null.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            signal,
+            default_action.as_ptr(),
+            std::ptr::null_mut::<u64>(),
+            KERNEL_SIGSET_BYTES,
+        );
+    }
+}
+
+/// Sets `signal` to its default disposition. Async-signal-safe.
+#[cfg(not(target_os = "linux"))]
+unsafe fn reset_disposition(signal: libc::c_int) {
+    // SAFETY: signal() with SIG_DFL installs no handler; it is async-signal-safe.
+    unsafe {
+        libc::signal(signal, libc::SIG_DFL);
+    }
+}
+
+#[cfg(target_os = "linux")]
+const SIGNAL_LIMIT: libc::c_int = 65;
+#[cfg(not(target_os = "linux"))]
+const SIGNAL_LIMIT: libc::c_int = 32;
+
+/// Sends `signal` to every process in group `pgid`. A group that no longer exists is not an
+/// error: there is nothing left to signal.
+pub(crate) fn signal_group(pgid: u32, signal: GroupSignal) -> io::Result<()> {
+    let pgid = child_group(pgid)?;
+    let signal = match signal {
+        GroupSignal::Terminate => Signal::SIGTERM,
+        GroupSignal::Continue => Signal::SIGCONT,
+        GroupSignal::Kill => Signal::SIGKILL,
+    };
+    match killpg(pgid, signal) {
+        Ok(()) | Err(Errno::ESRCH) => Ok(()),
+        Err(errno) => Err(errno.into()),
+    }
+}
+
+/// `killpg(0)` means our own group and `killpg(1)` init's: neither can be a child's group.
+fn child_group(pgid: u32) -> io::Result<Pid> {
+    match i32::try_from(pgid) {
+        Ok(raw) if raw > 1 => Ok(Pid::from_raw(raw)),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{pgid} cannot be the process group of a child"),
+        )),
+    }
+}
+
+/// Notices that a group leader exited, on Linux without reaping it: a pidfd polls readable
+/// once its process has exited, while the zombie still reserves the pid and so the pgid.
+/// Where there is no pidfd (other unixes, Linux before 5.3), [`exited`](Self::exited) answers
+/// `false` at once and the caller must reap the leader to notice its exit.
+#[derive(Debug)]
+pub(crate) struct ExitWatch {
+    #[cfg(target_os = "linux")]
+    pidfd: Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>>,
+}
+
+impl ExitWatch {
+    pub(crate) fn new(pid: u32) -> Self {
+        #[cfg(target_os = "linux")]
+        {
+            use tokio::io::{Interest, unix::AsyncFd};
+            let pidfd = pidfd_open(pid)
+                .and_then(|fd| {
+                    // SAFETY: the `OwnedFd` moves into the `AsyncFd`, which alone owns it until
+                    // it is dropped, so the descriptor stays open and always the same.
+                    unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
+                        .map_err(io::Error::from)
+                })
+                .inspect_err(|error| {
+                    tracing::debug!(pid, %error, "no pidfd: the leader will be reaped to notice its exit");
+                })
+                .ok();
+            Self { pidfd }
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = pid;
+            Self {}
+        }
+    }
+
+    /// Resolves with `true` once the leader has exited (it stays unreaped), or at once with
+    /// `false` if this watch cannot tell. Cancel-safe: the readiness is never cleared, so a
+    /// later call resolves at once.
+    pub(crate) async fn exited(&self) -> io::Result<bool> {
+        #[cfg(target_os = "linux")]
+        if let Some(pidfd) = &self.pidfd {
+            let _ready = pidfd.readable().await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Whether the leader has exited, without waiting or reaping; `None` if this watch cannot
+    /// tell.
+    pub(crate) fn has_exited(&self) -> Option<bool> {
+        #[cfg(target_os = "linux")]
+        if let Some(pidfd) = &self.pidfd {
+            use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+            use std::os::fd::AsFd;
+            let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+            return match waitid(Id::PIDFd(pidfd.get_ref().as_fd()), flags) {
+                Ok(WaitStatus::StillAlive) => Some(false),
+                Ok(_) => Some(true),
+                // P_PIDFD needs Linux 5.4; pidfd_open only 5.3.
+                Err(_) => None,
+            };
+        }
+        None
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn pidfd_open(pid: u32) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+    let pid = libc::pid_t::try_from(pid).map_err(io::Error::other)?;
+    // SAFETY: pidfd_open(pid, flags) reads no memory of ours; it returns a new descriptor
+    // (close-on-exec by default) or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0 as libc::c_uint) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = RawFd::try_from(fd).map_err(io::Error::other)?;
+    // SAFETY: the kernel just created `fd` for us; nothing else owns or closes it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// How many live processes other than `leader` are in group `pgid`; `None` if unknown.
+pub(crate) fn live_members_besides(pgid: u32, leader: u32) -> Option<usize> {
+    #[cfg(target_os = "linux")]
+    {
+        let processes = crate::procfs::all_processes().ok()?;
+        Some(
+            processes
+                .iter()
+                .filter(|p| p.pgrp == pgid && p.pid != leader && p.is_live())
+                .count(),
+        )
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (pgid, leader);
+        None
+    }
+}
+
+pub(crate) fn process_start_time(pid: u32) -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        crate::procfs::read_stat(pid).map(|stat| stat.start_time)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pid;
+        None
+    }
+}
+
+/// Every process that exists now, for reclaim.
+pub(crate) fn process_table() -> io::Result<Vec<Member>> {
+    #[cfg(target_os = "linux")]
+    {
+        Ok(crate::procfs::all_processes()?
+            .into_iter()
+            .map(|stat| Member {
+                pid: stat.pid,
+                pgrp: stat.pgrp,
+                start_time: stat.start_time,
+                live: stat.is_live(),
+            })
+            .collect())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "listing processes needs /proc, which this platform lacks",
+        ))
+    }
+}
+
+pub(crate) fn boot_id() -> Option<String> {
+    #[cfg(target_os = "linux")]
+    {
+        let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        Some(id.trim().to_owned())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
+    }
+}
+
+pub(crate) fn port_holder(port: u16) -> Option<PortHolder> {
+    #[cfg(target_os = "linux")]
+    {
+        use crate::procfs;
+        let inodes: Vec<u64> = ["/proc/net/tcp", "/proc/net/tcp6"]
+            .iter()
+            .filter_map(|table| std::fs::read_to_string(table).ok())
+            .flat_map(|table| procfs::listening_inodes(&table, port))
+            .collect();
+        if inodes.is_empty() {
+            return None;
+        }
+        let pid = procfs::socket_owner(&inodes)?;
+        Some(PortHolder {
+            pid,
+            command_line: procfs::command_line(pid).unwrap_or_default(),
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = port;
+        None
+    }
+}

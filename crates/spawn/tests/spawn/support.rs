@@ -1,0 +1,177 @@
+//! Test support: condition waits with deadlines, process probes, temp dirs, and guards that
+//! kill what a test started even when the test panics.
+
+use std::{
+    ffi::OsString,
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicU32, Ordering},
+    time::{Duration, Instant},
+};
+
+use conductor_spawn::SpawnSpec;
+use nix::{
+    errno::Errno,
+    sys::signal::{Signal, kill, killpg},
+    unistd::Pid,
+};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+
+/// Generous: things that take milliseconds may take seconds on a loaded 2-core machine.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+const FIRST_PAUSE: Duration = Duration::from_millis(1);
+const MAX_PAUSE: Duration = Duration::from_millis(50);
+
+/// Polls `check` until it returns `Ok`, at most `timeout`; panics with what was expected and
+/// what `check` last reported.
+pub async fn wait_until<T>(
+    timeout: Duration,
+    expected: &str,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    let mut pause = FIRST_PAUSE;
+    loop {
+        match check() {
+            Ok(value) => return value,
+            Err(last_seen) if Instant::now() >= deadline => {
+                panic!("waited {timeout:?} for {expected}; last seen: {last_seen}")
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(MAX_PAUSE);
+    }
+}
+
+/// [`wait_until`] for tests that run no runtime.
+pub fn wait_until_blocking<T>(
+    timeout: Duration,
+    expected: &str,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    let mut pause = FIRST_PAUSE;
+    loop {
+        match check() {
+            Ok(value) => return value,
+            Err(last_seen) if Instant::now() >= deadline => {
+                panic!("waited {timeout:?} for {expected}; last seen: {last_seen}")
+            }
+            Err(_) => {}
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(MAX_PAUSE);
+    }
+}
+
+/// The state letter of `pid` from `/proc/<pid>/stat` (`S`, `R`, `Z` …), `None` if it is gone.
+pub fn state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, after_name) = stat.rsplit_once(')')?;
+    after_name.trim_start().chars().next()
+}
+
+fn raw_pid(pid: u32) -> Pid {
+    Pid::from_raw(i32::try_from(pid).expect("Linux pids fit in pid_t"))
+}
+
+/// `Ok` once `pid` has exited: `kill(pid, 0)` says ESRCH, or it is a zombie. A zombie has
+/// exited and waits for its parent to reap it; orphans are reaped by PID 1 or a subreaper,
+/// some of which reap lazily (seconds) or never (a container's PID 1 that is not an init).
+pub fn exited(pid: u32) -> Result<(), String> {
+    match kill(raw_pid(pid), None) {
+        Err(Errno::ESRCH) => Ok(()),
+        Err(errno) => Err(format!("kill({pid}, 0) failed: {errno}")),
+        Ok(()) => match state(pid) {
+            None | Some('Z' | 'X') => Ok(()),
+            Some(state) => Err(format!("pid {pid} is still running (state {state})")),
+        },
+    }
+}
+
+/// Whether `pid` exists and has not exited.
+pub fn running(pid: u32) -> bool {
+    exited(pid).is_err()
+}
+
+/// `/bin/sh -c script`.
+pub fn sh(script: &str) -> SpawnSpec {
+    SpawnSpec {
+        program: "/bin/sh".into(),
+        args: vec!["-c".into(), script.into()],
+        cwd: None,
+        env: Vec::new(),
+    }
+}
+
+/// Reads one line (without its newline), failing the test on EOF or after [`DEADLINE`].
+pub async fn read_line(reader: &mut (impl AsyncBufRead + Unpin)) -> String {
+    let mut line = String::new();
+    let n_read = tokio::time::timeout(DEADLINE, reader.read_line(&mut line))
+        .await
+        .expect("a line within the deadline")
+        .expect("a readable pipe");
+    assert!(n_read > 0, "expected a line, got end of file");
+    line.trim_end().to_owned()
+}
+
+/// Parses a pid printed by a script.
+pub fn parse_pid(line: &str) -> u32 {
+    line.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("expected a pid, got {line:?}"))
+}
+
+/// SIGKILLs these process groups when dropped: for processes a test learns about but does not
+/// own through a `ProcessGroup` (grandchildren, children of `std::process`).
+#[derive(Default)]
+pub struct KillOnDrop {
+    pgids: Vec<u32>,
+}
+
+impl KillOnDrop {
+    pub fn group(&mut self, pgid: u32) {
+        self.pgids.push(pgid);
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for &pgid in &self.pgids {
+            let _ = killpg(raw_pid(pgid), Signal::SIGKILL);
+        }
+    }
+}
+
+/// A directory of its own for one test, removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(test_name: &str) -> Self {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let unique = format!(
+            "conductor-spawn-{test_name}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let path = std::env::temp_dir().join(unique);
+        std::fs::create_dir_all(&path).expect("the temp dir is writable");
+        Self(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `s` as an `OsString`, for spec fields.
+pub fn os(s: &str) -> OsString {
+    s.into()
+}
