@@ -1,0 +1,484 @@
+//! [`Logs`], the handle the supervisor holds: capture tasks reading child pipes, `record` for
+//! lines conductor writes about a service, `get`/`subscribe` for readers, `clear`, `flush`.
+//! A capture task only reads, frames, detects levels and pushes one batch per read into the
+//! service's tail and write queue under a short lock; it never waits on the disk or on readers.
+//! When the write queue of a service holds [`MAX_BACKLOG_BYTES`], further batches still reach
+//! the tail but not the file: they are counted as dropped, reported as a [`LogProblem`] and
+//! noted in the service's log.
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::SystemTime,
+};
+
+use conductor_protocol::{LogEntry, LogLevel};
+use tokio::{
+    io::{AsyncRead, AsyncReadExt},
+    sync::{broadcast, oneshot},
+    task::JoinHandle,
+};
+
+use crate::{
+    LogsError,
+    frame::LineFramer,
+    level::detect_level,
+    tail::{Batch, Tail, materialise},
+    writer::{self, Counters, Job, Reporter, ServiceLog, ServiceState, WriterConfig},
+};
+
+/// Default size at which a service's log file is rotated (10 MB).
+pub const DEFAULT_MAX_SIZE: u64 = 10 * 1000 * 1000;
+/// Default number of rotated files kept per service (besides the current file).
+pub const DEFAULT_MAX_FILES: usize = 10;
+/// Default number of entries kept in memory per service.
+pub const DEFAULT_TAIL: usize = 10_000;
+/// Memory a service's not-yet-written lines may take before lines are dropped from the file.
+pub const MAX_BACKLOG_BYTES: usize = 64 * 1024 * 1024;
+
+/// Bytes read from a pipe at once: the default Linux pipe capacity, so one read usually empties
+/// the pipe.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Where and how much to keep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Directory of the `<service>.log` files; created when missing.
+    pub dir: PathBuf,
+    /// Rotate a service's file before it grows past this many bytes (0: never rotate).
+    pub max_size: u64,
+    /// Rotated files kept per service, besides the current file (0: rotated files are deleted).
+    pub max_files: usize,
+    /// Entries kept in memory per service.
+    pub tail: usize,
+}
+
+impl LogConfig {
+    /// The SPEC defaults (10 MB, 10 files, 10 000 entries) in `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> LogConfig {
+        LogConfig {
+            dir: dir.into(),
+            max_size: DEFAULT_MAX_SIZE,
+            max_files: DEFAULT_MAX_FILES,
+            tail: DEFAULT_TAIL,
+        }
+    }
+}
+
+/// Which pipe of a child a capture reads; decides the level of lines without a level word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stream {
+    /// Standard output: lines default to info.
+    Stdout,
+    /// Standard error: lines default to warn.
+    Stderr,
+}
+
+/// Something went wrong writing a service's log (the lines are still in memory), or lines were
+/// dropped from its file; meant to become a `service:error` event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogProblem {
+    /// The service.
+    pub service: String,
+    /// What happened, for people.
+    pub message: String,
+}
+
+/// What one capture read before its pipe closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CaptureSummary {
+    /// Lines (pieces of over-long lines count one each).
+    pub lines: u64,
+    /// Bytes read from the pipe.
+    pub bytes: u64,
+}
+
+/// Line counters since [`Logs::new`], over all services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogStats {
+    /// Lines captured or recorded (all of them reach the in-memory tail).
+    pub lines_captured: u64,
+    /// Lines written to a log file.
+    pub lines_written: u64,
+    /// Lines not written because the disk fell behind by more than [`MAX_BACKLOG_BYTES`].
+    pub lines_dropped: u64,
+    /// Lines not written because the file could not be written (disk full, unwritable
+    /// directory).
+    pub lines_unwritten: u64,
+}
+
+/// The log capture of all services; cheap to clone (a shared handle).
+///
+/// Per service, one writer thread and one compressor thread start with its first line; they
+/// stop when the last handle (including those held by running captures) is dropped.
+#[derive(Clone)]
+pub struct Logs {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: LogConfig,
+    services: Mutex<HashMap<String, Arc<ServiceLog>>>,
+    counters: Arc<Counters>,
+    entries: broadcast::Sender<LogEntry>,
+    problems: broadcast::Sender<LogProblem>,
+    seq: AtomicU64,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let services = self
+            .services
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        for service in services.values() {
+            let mut state = service.lock();
+            state.queue.push_back(Job::Shutdown);
+            service.wake.notify_one();
+        }
+    }
+}
+
+impl std::fmt::Debug for Logs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Logs")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Logs {
+    /// Log capture into `config.dir`.
+    ///
+    /// Never fails: when the directory cannot be created or written, each service's first
+    /// write reports one [`LogProblem`], capture goes on in memory, and writing is tried again
+    /// (at most once a second) as lines arrive.
+    pub fn new(config: LogConfig) -> Logs {
+        // Failure is reported per service by its writer, once someone can be subscribed.
+        let _ = std::fs::create_dir_all(&config.dir);
+        Logs {
+            inner: Arc::new(Inner {
+                config,
+                services: Mutex::new(HashMap::new()),
+                counters: Arc::new(Counters::default()),
+                entries: broadcast::channel(1024).0,
+                problems: broadcast::channel(64).0,
+                seq: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &LogConfig {
+        &self.inner.config
+    }
+
+    /// Starts a task reading `reader` until end of file (or a read error, reported as a
+    /// [`LogProblem`]), capturing every line as `service`'s.
+    ///
+    /// The task waits on nothing but the reader, so the child is never blocked by conductor.
+    pub fn capture<R>(&self, service: &str, stream: Stream, reader: R) -> JoinHandle<CaptureSummary>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+    {
+        let logs = self.clone();
+        let service = self.service(service);
+        tokio::spawn(async move { logs.run_capture(&service, stream, reader).await })
+    }
+
+    async fn run_capture<R>(
+        &self,
+        service: &ServiceLog,
+        stream: Stream,
+        mut reader: R,
+    ) -> CaptureSummary
+    where
+        R: AsyncRead + Unpin,
+    {
+        let mut summary = CaptureSummary::default();
+        let mut framer = LineFramer::new();
+        let mut chunk = vec![0u8; READ_CHUNK_BYTES];
+        // Continuation pieces keep the level of their line's first piece.
+        let mut line_level = LogLevel::Info;
+        let mut add = |batch: &mut Batch, piece: crate::Piece<'_>| {
+            let message = String::from_utf8_lossy(piece.bytes);
+            if !piece.continuation {
+                line_level = detect_level(&message, stream);
+            }
+            batch.push(&message, line_level, piece.continuation);
+        };
+        loop {
+            let n_bytes = match reader.read(&mut chunk).await {
+                Ok(0) => break,
+                Ok(n_bytes) => n_bytes,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(error) => {
+                    self.reporter(&service.name)
+                        .problem(format!("reading its {stream:?} failed: {error}"));
+                    break;
+                }
+            };
+            summary.bytes += n_bytes as u64;
+            let mut batch = Batch::new(n_bytes + 64);
+            framer.push(&chunk[..n_bytes], &mut |piece| add(&mut batch, piece));
+            summary.lines += batch.lines.len() as u64;
+            self.submit(service, batch);
+        }
+        let mut batch = Batch::new(0);
+        framer.finish(&mut |piece| add(&mut batch, piece));
+        summary.lines += batch.lines.len() as u64;
+        self.submit(service, batch);
+        self.report_drops(service);
+        summary
+    }
+
+    /// Adds a line conductor itself writes about `service` (to the tail and the file, like a
+    /// captured line); a multi-line message becomes one entry per line.
+    pub fn record(&self, service: &str, level: LogLevel, message: impl Into<String>) {
+        let message = message.into();
+        let mut batch = Batch::new(message.len());
+        for line in message.split('\n') {
+            batch.push(line.strip_suffix('\r').unwrap_or(line), level, false);
+        }
+        let service = self.service(service);
+        self.submit(&service, batch);
+    }
+
+    /// The newest `lines` entries of `service`, or of all services merged by timestamp when
+    /// `None`; oldest first. An unknown service has no entries.
+    pub fn get(&self, service: Option<&str>, lines: usize) -> Vec<LogEntry> {
+        let services: Vec<Arc<ServiceLog>> = {
+            let map = self.services();
+            match service {
+                Some(name) => map.get(name).cloned().into_iter().collect(),
+                None => map.values().cloned().collect(),
+            }
+        };
+        let mut picked: Vec<(&str, Arc<Batch>, usize)> = Vec::new();
+        for service in &services {
+            let newest = service.lock().tail.newest(lines);
+            picked.extend(
+                newest
+                    .into_iter()
+                    .map(|(batch, index)| (service.name.as_str(), batch, index)),
+            );
+        }
+        if services.len() > 1 {
+            // Within a service both keys only grow, so the merge keeps each service's order.
+            picked.sort_by_key(|(_, batch, index)| (batch.timestamp_ms, batch.seq, *index));
+            picked.drain(..picked.len().saturating_sub(lines));
+        }
+        materialise(
+            picked
+                .iter()
+                .map(|(service, batch, index)| (*service, batch, *index)),
+        )
+    }
+
+    /// Empties every tail and deletes every service's current and rotated files.
+    ///
+    /// Only services seen since [`Logs::new`] are known: files of other services in the
+    /// directory are left alone (it also holds conductor's own log).
+    pub async fn clear(&self) -> Result<(), LogsError> {
+        let mut replies = Vec::new();
+        for service in self.services().values() {
+            let mut state = service.lock();
+            state.tail.clear();
+            // Unwritten batches would be deleted right after being written.
+            state.queue.retain(|job| !matches!(job, Job::Batch(_)));
+            if !state.writer_stopped {
+                let (tx, rx) = oneshot::channel();
+                state.queue.push_back(Job::Clear(tx));
+                service.wake.notify_one();
+                replies.push(rx);
+            }
+        }
+        let mut result = Ok(());
+        for reply in replies {
+            // A writer that is gone has nothing left to delete.
+            if let Ok(Err(error)) = reply.await
+                && result.is_ok()
+            {
+                result = Err(error);
+            }
+        }
+        result
+    }
+
+    /// Live entries of every service from now on; a receiver that falls behind by more than
+    /// 1024 entries gets [`broadcast::error::RecvError::Lagged`] and goes on.
+    pub fn subscribe(&self) -> broadcast::Receiver<LogEntry> {
+        self.inner.entries.subscribe()
+    }
+
+    /// Problems from now on: disk errors and dropped-line counts, by service.
+    pub fn problems(&self) -> broadcast::Receiver<LogProblem> {
+        self.inner.problems.subscribe()
+    }
+
+    /// Waits until every line captured so far is written (or known unwritable) and pending
+    /// compressions are done.
+    pub async fn flush(&self) {
+        let mut replies = Vec::new();
+        for service in self.services().values() {
+            let mut state = service.lock();
+            if !state.writer_stopped {
+                let (tx, rx) = oneshot::channel();
+                state.queue.push_back(Job::Flush(tx));
+                service.wake.notify_one();
+                replies.push(rx);
+            }
+        }
+        for reply in replies {
+            let _ = reply.await;
+        }
+    }
+
+    /// Line counters since [`Logs::new`].
+    pub fn stats(&self) -> LogStats {
+        let counters = &self.inner.counters;
+        LogStats {
+            lines_captured: counters.captured.load(Ordering::Relaxed),
+            lines_written: counters.written.load(Ordering::Relaxed),
+            lines_dropped: counters.dropped.load(Ordering::Relaxed),
+            lines_unwritten: counters.unwritten.load(Ordering::Relaxed),
+        }
+    }
+
+    fn services(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<ServiceLog>>> {
+        self.inner
+            .services
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn reporter(&self, service: &str) -> Reporter {
+        Reporter {
+            service: service.to_string(),
+            problems: self.inner.problems.clone(),
+        }
+    }
+
+    /// The service's shared state, created (with its writer thread) on first use.
+    fn service(&self, name: &str) -> Arc<ServiceLog> {
+        let mut services = self.services();
+        if let Some(service) = services.get(name) {
+            return Arc::clone(service);
+        }
+        let service = Arc::new(ServiceLog {
+            name: name.to_string(),
+            state: Mutex::new(ServiceState {
+                tail: Tail::new(self.inner.config.tail),
+                last_ms: 0,
+                queue: Default::default(),
+                queued_bytes: 0,
+                dropped_unreported: 0,
+                writer_stopped: false,
+            }),
+            wake: Default::default(),
+        });
+        let config = WriterConfig {
+            dir: self.inner.config.dir.clone(),
+            max_size: self.inner.config.max_size,
+            max_files: self.inner.config.max_files,
+        };
+        let reporter = self.reporter(name);
+        let started = writer::spawn(
+            Arc::clone(&service),
+            config,
+            Arc::clone(&self.inner.counters),
+            reporter.clone(),
+        );
+        if let Err(error) = started {
+            service.lock().writer_stopped = true;
+            reporter.problem(format!(
+                "cannot start its log writer thread: {error}; lines are kept in memory only"
+            ));
+        }
+        services.insert(name.to_string(), Arc::clone(&service));
+        service
+    }
+
+    /// Stamps `batch` and hands it to the tail, the writer and followers.
+    fn submit(&self, service: &ServiceLog, batch: Batch) {
+        let n_lines = batch.lines.len() as u64;
+        if n_lines == 0 {
+            return;
+        }
+        let now_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |since| {
+                u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+            });
+        let batch = {
+            let mut state = service.lock();
+            let batch = self.stamp(&mut state, batch, now_ms);
+            let footprint = batch.footprint();
+            if state.writer_stopped {
+                let counters = &self.inner.counters;
+                counters.unwritten.fetch_add(n_lines, Ordering::Relaxed);
+            } else if state.queued_bytes + footprint > MAX_BACKLOG_BYTES {
+                state.dropped_unreported += n_lines;
+                let counters = &self.inner.counters;
+                counters.dropped.fetch_add(n_lines, Ordering::Relaxed);
+            } else {
+                if state.dropped_unreported > 0 {
+                    self.note_drops(service, &mut state, now_ms);
+                }
+                state.queued_bytes += footprint;
+                state.queue.push_back(Job::Batch(Arc::clone(&batch)));
+                service.wake.notify_one();
+            }
+            batch
+        };
+        if self.inner.entries.receiver_count() > 0 {
+            let lines = (0..batch.lines.len()).map(|index| (service.name.as_str(), &batch, index));
+            for entry in materialise(lines) {
+                let _ = self.inner.entries.send(entry);
+            }
+        }
+    }
+
+    /// Gives `batch` its timestamp and sequence number and appends it to the tail.
+    fn stamp(&self, state: &mut ServiceState, mut batch: Batch, now_ms: u64) -> Arc<Batch> {
+        self.inner
+            .counters
+            .captured
+            .fetch_add(batch.lines.len() as u64, Ordering::Relaxed);
+        batch.timestamp_ms = now_ms.max(state.last_ms);
+        state.last_ms = batch.timestamp_ms;
+        batch.seq = self.inner.seq.fetch_add(1, Ordering::Relaxed);
+        let batch = Arc::new(batch);
+        state.tail.push(Arc::clone(&batch));
+        batch
+    }
+
+    /// Reports dropped lines not yet reported, even if the backlog is still full.
+    fn report_drops(&self, service: &ServiceLog) {
+        let mut state = service.lock();
+        if state.dropped_unreported > 0 {
+            let now_ms = state.last_ms;
+            self.note_drops(service, &mut state, now_ms);
+            service.wake.notify_one();
+        }
+    }
+
+    /// Reports the dropped-line count as a problem and as a line in the service's own log.
+    fn note_drops(&self, service: &ServiceLog, state: &mut ServiceState, now_ms: u64) {
+        let n_dropped = std::mem::take(&mut state.dropped_unreported);
+        let message = format!(
+            "conductor: {n_dropped} lines of this service were not written to its log file \
+             because the disk fell behind (they were kept in memory only)"
+        );
+        let mut note = Batch::new(message.len());
+        note.push(&message, LogLevel::Warn, false);
+        let note = self.stamp(state, note, now_ms);
+        state.queued_bytes += note.footprint();
+        state.queue.push_back(Job::Batch(note));
+        self.reporter(&service.name).problem(message);
+    }
+}

@@ -1,0 +1,463 @@
+//! SPEC §6 behaviours of the `Logs` handle on small inputs: framing and levels end to end, the
+//! file format, `logs:get` semantics, clear, followers, and disk trouble (an unwritable
+//! directory, failed compression, failed rotation) losing no line.
+
+mod support;
+
+use std::{fs, io::Cursor, path::Path, time::Duration};
+
+use conductor_logs::{LogConfig, LogEntry, LogLevel, LogProblem, Logs, MAX_LINE_BYTES, Stream};
+use support::{TempDir, all_log_files, file_names, parse_file_line, wait_until};
+use tokio::sync::broadcast;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+fn logs_in(dir: &Path, max_size: u64, max_files: usize, tail: usize) -> Logs {
+    Logs::new(LogConfig {
+        dir: dir.to_path_buf(),
+        max_size,
+        max_files,
+        tail,
+    })
+}
+
+async fn capture_bytes(logs: &Logs, service: &str, stream: Stream, bytes: Vec<u8>) {
+    let summary = tokio::time::timeout(TIMEOUT, logs.capture(service, stream, Cursor::new(bytes)))
+        .await
+        .expect("a capture of an in-memory reader ends")
+        .expect("the capture task does not panic");
+    assert!(summary.bytes > 0);
+    tokio::time::timeout(TIMEOUT, logs.flush())
+        .await
+        .expect("flush ends");
+}
+
+fn messages(entries: &[LogEntry]) -> Vec<&str> {
+    entries.iter().map(|entry| entry.message.as_str()).collect()
+}
+
+fn file_lines(dir: &Path, service: &str) -> Vec<String> {
+    all_log_files(dir, service)
+        .into_iter()
+        .flat_map(|(_, text)| text.lines().map(str::to_owned).collect::<Vec<_>>())
+        .collect()
+}
+
+fn drain(problems: &mut broadcast::Receiver<LogProblem>) -> Vec<LogProblem> {
+    std::iter::from_fn(|| problems.try_recv().ok()).collect()
+}
+
+#[tokio::test]
+async fn captured_lines_are_framed_decoded_and_written_in_the_file_format() {
+    let dir = TempDir::new("framing");
+    let logs = logs_in(dir.path(), 10_000_000, 10, 100);
+    let mut input = b"one\r\ntwo\n\xff\xfe bad bytes\n".to_vec();
+    input.extend(std::iter::repeat_n(b'a', MAX_LINE_BYTES + 10));
+    input.extend(b"\nERROR: last without newline");
+    capture_bytes(&logs, "svc", Stream::Stdout, input).await;
+
+    let long_rest = "a".repeat(10);
+    let entries = logs.get(Some("svc"), 100);
+    assert_eq!(
+        messages(&entries),
+        [
+            "one",
+            "two",
+            "\u{FFFD}\u{FFFD} bad bytes",
+            "a".repeat(MAX_LINE_BYTES).as_str(),
+            long_rest.as_str(),
+            "ERROR: last without newline",
+        ]
+    );
+    let levels: Vec<LogLevel> = entries.iter().map(|entry| entry.level).collect();
+    use LogLevel::{Error, Info};
+    assert_eq!(levels, [Info, Info, Info, Info, Info, Error]);
+    assert!(entries.iter().all(|entry| entry.service == "svc"));
+
+    let lines = file_lines(dir.path(), "svc");
+    let parsed: Vec<(&str, &str, &str)> = lines.iter().map(|line| parse_file_line(line)).collect();
+    let levels_and_messages: Vec<(&str, &str)> = parsed
+        .iter()
+        .map(|(_, level, message)| (*level, *message))
+        .collect();
+    assert_eq!(levels_and_messages[0], ("INFO", "one"));
+    assert_eq!(
+        levels_and_messages[2],
+        ("INFO", "\u{FFFD}\u{FFFD} bad bytes")
+    );
+    assert_eq!(
+        levels_and_messages[4],
+        ("INFO+", long_rest.as_str()),
+        "continuation marker"
+    );
+    assert_eq!(
+        levels_and_messages[5],
+        ("ERROR", "ERROR: last without newline")
+    );
+    for (timestamp, ..) in &parsed {
+        let time = humantime::parse_rfc3339(timestamp).expect("file timestamps are RFC 3339");
+        assert!(time <= std::time::SystemTime::now());
+        assert_eq!(
+            timestamp.len(),
+            "2024-05-01T10:00:00.123Z".len(),
+            "{timestamp}"
+        );
+    }
+    assert_eq!(
+        entries[0].timestamp, parsed[0].0,
+        "tail and file share the timestamp"
+    );
+}
+
+#[tokio::test]
+async fn stderr_lines_default_to_warn_and_keep_their_level_words() {
+    let dir = TempDir::new("stderr");
+    let logs = logs_in(dir.path(), 10_000_000, 10, 100);
+    let input = b"plain complaint\nERROR: broken\n{\"level\":\"info\",\"msg\":\"json\"}\n".to_vec();
+    capture_bytes(&logs, "svc", Stream::Stderr, input).await;
+    let levels: Vec<LogLevel> = logs
+        .get(Some("svc"), 10)
+        .iter()
+        .map(|entry| entry.level)
+        .collect();
+    assert_eq!(levels, [LogLevel::Warn, LogLevel::Error, LogLevel::Info]);
+    let file_levels: Vec<String> = file_lines(dir.path(), "svc")
+        .iter()
+        .map(|line| parse_file_line(line).1.to_string())
+        .collect();
+    assert_eq!(file_levels, ["WARN", "ERROR", "INFO"]);
+}
+
+#[tokio::test]
+async fn get_returns_the_newest_lines_last_merged_across_services() {
+    let dir = TempDir::new("get");
+    let logs = logs_in(dir.path(), 10_000_000, 10, 5);
+    for number in 0..4 {
+        logs.record("a", LogLevel::Info, format!("a{number}"));
+        logs.record("b", LogLevel::Warn, format!("b{number}"));
+    }
+    assert_eq!(messages(&logs.get(None, 3)), ["b2", "a3", "b3"]);
+    assert_eq!(
+        messages(&logs.get(None, 100)),
+        ["a0", "b0", "a1", "b1", "a2", "b2", "a3", "b3"]
+    );
+    assert_eq!(messages(&logs.get(Some("a"), 2)), ["a2", "a3"]);
+    assert_eq!(logs.get(Some("b"), 1)[0].level, LogLevel::Warn);
+    assert!(logs.get(Some("unknown"), 10).is_empty());
+    assert!(logs.get(None, 0).is_empty());
+
+    for number in 4..9 {
+        logs.record("a", LogLevel::Info, format!("a{number}"));
+    }
+    assert_eq!(
+        messages(&logs.get(Some("a"), 100)),
+        ["a4", "a5", "a6", "a7", "a8"],
+        "the tail keeps only its bound"
+    );
+    let merged = logs.get(None, 100);
+    let mut sorted = merged.clone();
+    sorted.sort_by(|x, y| x.timestamp.cmp(&y.timestamp));
+    assert_eq!(merged, sorted, "merged entries are in timestamp order");
+    // Writers finish before the temp dir goes.
+    logs.flush().await;
+}
+
+#[tokio::test]
+async fn record_splits_multi_line_messages_and_writes_them() {
+    let dir = TempDir::new("record");
+    let logs = logs_in(dir.path(), 10_000_000, 10, 100);
+    logs.record("svc", LogLevel::Error, "exited with code 1\r\nlast lines:");
+    logs.flush().await;
+    assert_eq!(
+        messages(&logs.get(Some("svc"), 10)),
+        ["exited with code 1", "last lines:"]
+    );
+    let lines = file_lines(dir.path(), "svc");
+    let parsed: Vec<_> = lines.iter().map(|line| parse_file_line(line)).collect();
+    assert_eq!(parsed[0].1, "ERROR");
+    assert_eq!(parsed[0].2, "exited with code 1");
+    assert_eq!(parsed[1].2, "last lines:");
+    assert_eq!(logs.stats().lines_written, 2);
+}
+
+#[tokio::test]
+async fn followers_see_new_entries() {
+    let dir = TempDir::new("follow");
+    let logs = logs_in(dir.path(), 10_000_000, 10, 100);
+    let mut follower = logs.subscribe();
+    capture_bytes(
+        &logs,
+        "svc",
+        Stream::Stdout,
+        b"hello\nWARN there\n".to_vec(),
+    )
+    .await;
+    let first = follower.try_recv().expect("a followed entry");
+    let second = follower.try_recv().expect("a second followed entry");
+    assert_eq!(
+        (first.message.as_str(), first.level),
+        ("hello", LogLevel::Info)
+    );
+    assert_eq!(
+        (second.message.as_str(), second.level),
+        ("WARN there", LogLevel::Warn)
+    );
+    assert_eq!(second.service, "svc");
+}
+
+#[tokio::test]
+async fn clear_empties_tails_and_deletes_current_and_rotated_files() {
+    let dir = TempDir::new("clear");
+    fs::write(dir.path().join("conductor.log"), "not ours\n").expect("writing a file");
+    let logs = logs_in(dir.path(), 200, 3, 100);
+    for number in 0..40 {
+        logs.record(
+            "svc",
+            LogLevel::Info,
+            format!("line {number} padded to make the file rotate"),
+        );
+    }
+    logs.record("other", LogLevel::Info, "other line");
+    logs.flush().await;
+    let before = file_names(dir.path());
+    assert!(
+        before.contains(&"svc.1.log.gz".to_string()),
+        "rotated before clear: {before:?}"
+    );
+
+    logs.clear().await.expect("clear works");
+    assert!(logs.get(None, 100).is_empty());
+    assert_eq!(
+        file_names(dir.path()),
+        ["conductor.log"],
+        "only the foreign file remains"
+    );
+
+    logs.record("svc", LogLevel::Info, "after clear");
+    logs.flush().await;
+    assert_eq!(messages(&logs.get(None, 100)), ["after clear"]);
+    assert_eq!(file_lines(dir.path(), "svc").len(), 1);
+}
+
+#[tokio::test]
+async fn an_unusable_directory_keeps_capturing_in_memory_reports_once_and_recovers() {
+    let parent = TempDir::new("unusable");
+    let dir = parent.path().join("logs");
+    // A regular file where the directory should be: unusable even for root.
+    fs::write(&dir, "in the way").expect("writing a file");
+    let logs = logs_in(&dir, 10_000_000, 10, 100);
+    let mut problems = logs.problems();
+    for number in 0..5 {
+        logs.record("svc", LogLevel::Info, format!("memory {number}"));
+        logs.flush().await;
+    }
+    assert_eq!(
+        logs.get(Some("svc"), 100).len(),
+        5,
+        "capture goes on in memory"
+    );
+    let reported = drain(&mut problems);
+    assert_eq!(
+        reported.len(),
+        1,
+        "one problem for the outage: {reported:?}"
+    );
+    assert_eq!(reported[0].service, "svc");
+    assert!(
+        reported[0].message.contains("cannot write"),
+        "{}",
+        reported[0].message
+    );
+    assert_eq!(logs.stats().lines_unwritten, 5);
+
+    fs::remove_file(&dir).expect("removing the obstacle");
+    let mut attempt = 0;
+    let lines = wait_until(
+        TIMEOUT,
+        "writing to resume once the directory can be made",
+        || {
+            attempt += 1;
+            logs.record("svc", LogLevel::Info, format!("disk {attempt}"));
+            let lines =
+                fs::read_to_string(dir.join("svc.log")).map_err(|error| error.to_string())?;
+            Ok(lines)
+        },
+    )
+    .await;
+    assert!(lines.contains(" INFO disk "), "{lines}");
+    assert!(
+        drain(&mut problems).is_empty(),
+        "recovery reports no further problem"
+    );
+    logs.flush().await;
+}
+
+#[tokio::test]
+async fn a_failed_compression_keeps_the_rotated_file_uncompressed() {
+    let dir = TempDir::new("no-gzip");
+    // A directory where the compressor writes its temporary file makes compression fail.
+    fs::create_dir(dir.path().join("svc.log.gz.tmp")).expect("creating a directory");
+    let logs = logs_in(dir.path(), 300, 5, 100);
+    let mut problems = logs.problems();
+    for number in 0..20 {
+        logs.record(
+            "svc",
+            LogLevel::Info,
+            format!("line {number:03} with some padding text"),
+        );
+    }
+    logs.flush().await;
+
+    let names = file_names(dir.path());
+    assert!(names.contains(&"svc.1.log".to_string()), "{names:?}");
+    assert!(
+        !names.iter().any(|name| name.ends_with(".log.gz")),
+        "{names:?}"
+    );
+    let numbers: Vec<String> = file_lines(dir.path(), "svc")
+        .iter()
+        .map(|line| parse_file_line(line).2.to_string())
+        .collect();
+    let expected: Vec<String> = (0..20)
+        .map(|number| format!("line {number:03} with some padding text"))
+        .collect();
+    assert_eq!(numbers, expected, "no line lost to the failed compressions");
+    let reported = drain(&mut problems);
+    assert!(
+        reported
+            .iter()
+            .any(|problem| problem.message.contains("kept uncompressed")),
+        "{reported:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_rotation_keeps_appending_to_the_current_file() {
+    let dir = TempDir::new("no-rotate");
+    // A non-empty directory where the writer renames the full file makes rotation fail.
+    let obstacle = dir.path().join("svc.log.rotating.0");
+    fs::create_dir(&obstacle).expect("creating a directory");
+    fs::write(obstacle.join("keep"), "x").expect("writing a file");
+    let logs = logs_in(dir.path(), 300, 5, 100);
+    let mut problems = logs.problems();
+    for number in 0..20 {
+        logs.record(
+            "svc",
+            LogLevel::Info,
+            format!("line {number:03} with some padding text"),
+        );
+    }
+    logs.flush().await;
+
+    let lines = file_lines(dir.path(), "svc");
+    assert_eq!(
+        lines.len(),
+        20,
+        "every line is in the oversized current file: {lines:?}"
+    );
+    let reported = drain(&mut problems);
+    assert!(
+        !reported.is_empty()
+            && reported
+                .iter()
+                .all(|problem| problem.message.contains("cannot rotate")),
+        "{reported:?}"
+    );
+    assert_eq!(logs.stats().lines_written, 20);
+}
+
+#[tokio::test]
+async fn a_rotation_interrupted_by_a_crash_is_compressed_at_the_next_start() {
+    let dir = TempDir::new("resume");
+    fs::write(
+        dir.path().join("svc.log.rotating.7"),
+        "2024-05-01T10:00:00.000Z INFO old\n",
+    )
+    .expect("writing a file");
+    let logs = logs_in(dir.path(), 10_000_000, 3, 100);
+    logs.record("svc", LogLevel::Info, "new");
+    logs.flush().await;
+    assert_eq!(file_names(dir.path()), ["svc.1.log.gz", "svc.log"]);
+    let lines = file_lines(dir.path(), "svc");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].ends_with(" INFO old") && lines[1].ends_with(" INFO new"),
+        "{lines:?}"
+    );
+}
+
+/// A writer stuck on a full pipe stands for a disk that fell behind: the capture goes on, the
+/// backlog stays bounded, and the dropped lines are counted, reported and noted in the file.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_beyond_the_backlog_bound_are_counted_reported_and_noted() {
+    use std::io::Read;
+    let dir = TempDir::new("backlog");
+    let fifo = dir.path().join("svc.log");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .expect("creating a fifo");
+    let logs = logs_in(dir.path(), 0, 3, 100);
+    let mut problems = logs.problems();
+
+    let line = format!("{}\n", "x".repeat(999));
+    let n_lines = (conductor_logs::MAX_BACKLOG_BYTES / line.len()) as u64 * 3 / 2;
+    let input = line.repeat(n_lines as usize).into_bytes();
+    let summary = tokio::time::timeout(
+        TIMEOUT,
+        logs.capture("svc", Stream::Stdout, Cursor::new(input)),
+    )
+    .await
+    .expect("the capture is not blocked by the stuck writer")
+    .expect("the capture task does not panic");
+    assert_eq!(summary.lines, n_lines);
+    let stats = logs.stats();
+    assert!(
+        stats.lines_dropped > 0 && stats.lines_dropped < n_lines,
+        "{stats:?}"
+    );
+    let reported = drain(&mut problems);
+    let count = format!("{} lines", stats.lines_dropped);
+    assert!(
+        reported.len() == 1 && reported[0].message.contains(&count),
+        "one problem with the count {count}: {reported:?}"
+    );
+    assert_eq!(
+        logs.get(Some("svc"), 100).len(),
+        100,
+        "the tail got every line"
+    );
+
+    // Unblock the writer: read the fifo until the note about the drop arrives.
+    let reader = std::thread::spawn(move || {
+        let mut fifo = fs::File::open(&fifo).expect("opening the fifo for reading");
+        let (mut text, mut buffer) = (Vec::new(), vec![0u8; 1 << 16]);
+        while !String::from_utf8_lossy(&text[text.len().saturating_sub(4096)..])
+            .contains("the disk fell behind")
+        {
+            match fifo.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => text.extend_from_slice(&buffer[..n]),
+            }
+        }
+        text
+    });
+    tokio::time::timeout(TIMEOUT, logs.flush())
+        .await
+        .expect("flush ends once the fifo is read");
+    let text = tokio::task::spawn_blocking(move || reader.join())
+        .await
+        .expect("joining the reader")
+        .expect("the reader does not panic");
+    let text = String::from_utf8_lossy(&text);
+    let written = text.lines().filter(|line| line.ends_with("xxx")).count() as u64;
+    assert_eq!(
+        written + stats.lines_dropped,
+        n_lines,
+        "every line is written or counted"
+    );
+    let last = text.lines().last().unwrap_or_default();
+    assert!(
+        last.contains(" WARN ") && last.contains(&count),
+        "the count is logged: {last:?}"
+    );
+}
