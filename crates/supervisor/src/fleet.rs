@@ -1,0 +1,275 @@
+//! What the owner tasks share: the status snapshot of every service (read by `services:get-all`
+//! without reaching any task), the event bus, the lifecycle recorder and the run-state file of
+//! live process groups. Locks here are std mutexes held for a few field updates, never across
+//! an await.
+
+use std::{
+    collections::BTreeMap,
+    path::PathBuf,
+    sync::Mutex,
+    time::{Instant, SystemTime},
+};
+
+use conductor_db::{EventRecorder, ServiceEventRow};
+use conductor_protocol::{AppHealth, AppHealthStatus, Event, ServiceState, ServiceStatus};
+use conductor_spawn::GroupRecord;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::events::EventBus;
+
+/// What an owner task publishes about its service after every step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Snapshot {
+    pub(crate) state: ServiceState,
+    pub(crate) pid: Option<u32>,
+    pub(crate) running_since: Option<Instant>,
+    pub(crate) restarts: u32,
+    pub(crate) last_error: Option<String>,
+}
+
+struct Cell {
+    name: String,
+    port: u16,
+    critical: bool,
+    active: bool,
+    snapshot: Snapshot,
+    last_health_check: Option<SystemTime>,
+    degraded: bool,
+}
+
+impl Cell {
+    fn status(&self, now: Instant) -> ServiceStatus {
+        ServiceStatus {
+            name: self.name.clone(),
+            port: self.port,
+            status: self.snapshot.state,
+            pid: self.snapshot.pid,
+            uptime: self
+                .snapshot
+                .running_since
+                .map_or(0, |since| now.saturating_duration_since(since).as_secs()),
+            last_health_check: self.last_health_check.map(timestamp),
+            restarts: self.snapshot.restarts,
+            critical: self.critical,
+            last_error: self.snapshot.last_error.clone(),
+        }
+    }
+}
+
+/// ISO-8601 UTC with milliseconds, the format of every timestamp on the wire.
+pub(crate) fn timestamp(time: SystemTime) -> String {
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
+/// One service as registered with the fleet.
+pub(crate) struct Member {
+    pub(crate) name: String,
+    pub(crate) port: u16,
+    pub(crate) critical: bool,
+    pub(crate) active: bool,
+}
+
+/// The run-state file: the live process groups, so the next run can reclaim orphans.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunState {
+    /// The conductor that wrote it.
+    pub pid: u32,
+    /// Live process groups by service.
+    pub groups: BTreeMap<String, RecordedGroup>,
+}
+
+/// One process group in the run-state file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedGroup {
+    /// The group id (the leader's pid).
+    pub pgid: u32,
+    /// The leader's start time in clock ticks since boot, proving the group is ours.
+    pub start_time: u64,
+}
+
+pub(crate) struct Shared {
+    cells: Mutex<Vec<Cell>>,
+    health: Mutex<AppHealth>,
+    pub(crate) bus: EventBus,
+    pub(crate) recorder: Mutex<Option<EventRecorder>>,
+    run_state: watch::Sender<RunState>,
+    pub(crate) run_state_path: Option<PathBuf>,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        members: Vec<Member>,
+        bus: EventBus,
+        run_state_path: Option<PathBuf>,
+    ) -> Shared {
+        let cells: Vec<Cell> = members
+            .into_iter()
+            .map(|member| Cell {
+                snapshot: Snapshot {
+                    state: if member.active {
+                        ServiceState::Stopped
+                    } else {
+                        ServiceState::Disabled
+                    },
+                    pid: None,
+                    running_since: None,
+                    restarts: 0,
+                    last_error: None,
+                },
+                name: member.name,
+                port: member.port,
+                critical: member.critical,
+                active: member.active,
+                last_health_check: None,
+                degraded: false,
+            })
+            .collect();
+        let health = compute_health(&cells);
+        let (run_state, _) = watch::channel(RunState {
+            pid: std::process::id(),
+            groups: BTreeMap::new(),
+        });
+        Shared {
+            cells: Mutex::new(cells),
+            health: Mutex::new(health),
+            bus,
+            recorder: Mutex::new(None),
+            run_state,
+            run_state_path,
+        }
+    }
+
+    pub(crate) fn statuses(&self) -> Vec<ServiceStatus> {
+        let now = Instant::now();
+        let cells = self.cells.lock().expect("status lock is never poisoned");
+        cells.iter().map(|cell| cell.status(now)).collect()
+    }
+
+    pub(crate) fn status(&self, index: usize) -> ServiceStatus {
+        let cells = self.cells.lock().expect("status lock is never poisoned");
+        cells[index].status(Instant::now())
+    }
+
+    pub(crate) fn health(&self) -> AppHealth {
+        self.health
+            .lock()
+            .expect("health lock is never poisoned")
+            .clone()
+    }
+
+    /// Stores a service's snapshot; emits `service:status-changed` (and `app:health-changed`)
+    /// only when its wire state changed, and records the transition. A pid appearing within
+    /// `starting` is not a state change: it shows in the snapshot and in the next event.
+    pub(crate) fn update(
+        &self,
+        index: usize,
+        snapshot: Snapshot,
+        reason: &str,
+        correlation_id: &str,
+    ) {
+        let mut cells = self.cells.lock().expect("status lock is never poisoned");
+        let cell = &mut cells[index];
+        let before = cell.snapshot.state;
+        let changed = before != snapshot.state;
+        if snapshot.state != ServiceState::Running {
+            cell.degraded = false;
+        }
+        cell.snapshot = snapshot;
+        if !changed {
+            return;
+        }
+        let status = cell.status(Instant::now());
+        let name = cell.name.clone();
+        tracing::info!(service = %name, from = %before, to = %status.status, %reason, "status changed");
+        if let Some(recorder) = self
+            .recorder
+            .lock()
+            .expect("recorder lock is never poisoned")
+            .as_ref()
+        {
+            recorder.record(ServiceEventRow {
+                service: name.clone(),
+                from_state: Some(before.as_str().to_owned()),
+                to_state: status.status.as_str().to_owned(),
+                reason: Some(reason.to_owned()),
+                correlation_id: (!correlation_id.is_empty()).then(|| correlation_id.to_owned()),
+                timestamp: timestamp(SystemTime::now()),
+            });
+        }
+        self.bus.publish(Event::ServiceStatusChanged {
+            service_name: name,
+            status,
+        });
+        self.refresh_health(&cells);
+    }
+
+    pub(crate) fn note_probe(&self, index: usize, at: SystemTime, degraded: bool) {
+        let mut cells = self.cells.lock().expect("status lock is never poisoned");
+        cells[index].last_health_check = Some(at);
+        if cells[index].degraded != degraded {
+            cells[index].degraded = degraded;
+            self.refresh_health(&cells);
+        }
+    }
+
+    fn refresh_health(&self, cells: &[Cell]) {
+        let health = compute_health(cells);
+        let mut last = self.health.lock().expect("health lock is never poisoned");
+        if *last != health {
+            *last = health.clone();
+            self.bus.publish(Event::AppHealthChanged(health));
+        }
+    }
+
+    pub(crate) fn report_error(&self, service: &str, error: String) {
+        self.bus.publish(Event::ServiceError {
+            service_name: service.to_owned(),
+            error,
+            timestamp: timestamp(SystemTime::now()),
+        });
+    }
+
+    pub(crate) fn remember_group(&self, service: &str, record: GroupRecord) {
+        self.run_state.send_modify(|state| {
+            state.groups.insert(
+                service.to_owned(),
+                RecordedGroup {
+                    pgid: record.pgid,
+                    start_time: record.start_time,
+                },
+            );
+        });
+    }
+
+    pub(crate) fn forget_group(&self, service: &str) {
+        self.run_state
+            .send_if_modified(|state| state.groups.remove(service).is_some());
+    }
+
+    pub(crate) fn watch_run_state(&self) -> watch::Receiver<RunState> {
+        self.run_state.subscribe()
+    }
+}
+
+/// `critical` when an active critical service is not running, `degraded` when only
+/// non-critical ones are not (or a running one's probe says degraded), else `healthy`.
+fn compute_health(cells: &[Cell]) -> AppHealth {
+    let failing: Vec<&Cell> = cells
+        .iter()
+        .filter(|cell| cell.active && cell.snapshot.state != ServiceState::Running)
+        .collect();
+    let status = if failing.iter().any(|cell| cell.critical) {
+        AppHealthStatus::Critical
+    } else if !failing.is_empty() || cells.iter().any(|cell| cell.degraded) {
+        AppHealthStatus::Degraded
+    } else {
+        AppHealthStatus::Healthy
+    };
+    AppHealth {
+        status,
+        failing: failing.iter().map(|cell| cell.name.clone()).collect(),
+    }
+}

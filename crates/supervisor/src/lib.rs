@@ -1,0 +1,26 @@
+//! The service manager: turns a [`Registry`] into supervised processes and exposes it all
+//! through one embeddable handle, [`Conductor`], whose async methods mirror the IPC channels
+//! and whose [`Conductor::subscribe`] streams the protocol's events.
+//! One owner task per service holds its state ([`machine`] is the pure lifecycle); status reads
+//! go to a shared snapshot and never wait on a service. No global state: two handles with
+//! different data dirs work side by side in one process.
+//! It does not parse command lines, hold the instance lock or serve HTTP: that is the binary's
+//! and the `ipc` crate's job.
+#![warn(missing_docs, unreachable_pub)]
+
+mod conductor;
+mod events;
+mod fleet;
+mod machine;
+mod service;
+
+pub use crate::{
+    conductor::{
+        ActionError, Conductor, DatabaseError, Paths, ServiceOutcome, Settings, SetupError,
+        ShutdownReport, StartOutcome, StartReport, StartupError, StoppedService, UnknownService,
+        Window, reclaim_orphans,
+    },
+    events::{Sequenced, Subscription},
+    fleet::{RecordedGroup, RunState},
+};
+pub use conductor_registry::Registry;

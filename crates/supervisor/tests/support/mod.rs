@@ -1,0 +1,238 @@
+//! Test fixtures for the supervisor: a fleet of real fake-service processes on free ports in a
+//! temp data dir, and waits on conditions and events with deadlines.
+
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::{
+    net::TcpListener,
+    path::PathBuf,
+    sync::atomic::{AtomicU32, Ordering},
+    time::{Duration, Instant},
+};
+
+use conductor_protocol::{Event, ServiceState, ServiceStatus};
+use conductor_registry::{LoadOptions, Registry};
+use conductor_supervisor::{Conductor, Paths, Settings, Subscription};
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A temp dir removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "conductor-supervisor-{label}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One service of a test registry: a fake-service with extra TOML lines and env knobs.
+pub struct Svc {
+    pub name: &'static str,
+    pub port: u16,
+    pub toml: String,
+    pub env: Vec<(&'static str, String)>,
+}
+
+pub fn svc(name: &'static str) -> Svc {
+    Svc {
+        name,
+        port: free_port(),
+        toml: String::new(),
+        env: Vec::new(),
+    }
+}
+
+impl Svc {
+    pub fn with(mut self, toml: &str) -> Svc {
+        self.toml.push_str(toml);
+        self.toml.push('\n');
+        self
+    }
+
+    pub fn env(mut self, key: &'static str, value: impl ToString) -> Svc {
+        self.env.push((key, value.to_string()));
+        self
+    }
+}
+
+/// The registry text: fast health checks and short timeouts so tests see reactions quickly.
+pub fn registry_text(services: &[Svc], app_extra: &str) -> String {
+    let binary = fake_service::binary();
+    let mut text = format!(
+        "[app]\nname = \"testapp\"\n{app_extra}\n\n[defaults]\nhealth = {{ kind = \"http\", path = \"/health\", interval = \"100ms\", timeout = \"1s\", failure_threshold = 2 }}\nready_timeout = \"20s\"\nstop_timeout = \"3s\"\nrestart = {{ max_retries = 2, backoff = \"10ms\", backoff_max = \"50ms\", reset_after = \"60s\" }}\n"
+    );
+    for service in services {
+        text.push_str(&format!(
+            "\n[services.{}]\nport = {}\ncommand = {:?}\n{}",
+            service.name,
+            service.port,
+            binary.display().to_string(),
+            service.toml
+        ));
+        if !service.env.is_empty() {
+            let pairs: Vec<String> = service
+                .env
+                .iter()
+                .map(|(k, v)| format!("{k} = {v:?}"))
+                .collect();
+            text.push_str(&format!("env = {{ {} }}\n", pairs.join(", ")));
+        }
+    }
+    text
+}
+
+/// A running fleet: the conductor, its data dir and an event subscription taken before start.
+pub struct Fleet {
+    pub conductor: Conductor,
+    pub events: Subscription,
+    pub dir: TempDir,
+    pub seen: Vec<Event>,
+}
+
+impl Fleet {
+    /// Builds the conductor and migrates its database; starts nothing.
+    pub async fn new(services: &[Svc], app_extra: &str) -> Fleet {
+        let dir = TempDir::new("fleet");
+        let path = dir.0.join("conductor.toml");
+        let text = registry_text(services, app_extra);
+        std::fs::write(&path, &text).unwrap();
+        let registry = Registry::parse(&text, &path, &LoadOptions::default())
+            .unwrap_or_else(|err| panic!("test registry is valid: {err}\n{text}"));
+        let conductor = Conductor::new(
+            registry,
+            Paths::under(&dir.0.join("data")),
+            Settings::default(),
+        )
+        .expect("conductor builds");
+        let events = conductor.subscribe(None);
+        conductor
+            .init_database()
+            .await
+            .expect("database initialises");
+        Fleet {
+            conductor,
+            events,
+            dir,
+            seen: Vec::new(),
+        }
+    }
+
+    pub fn status(&self, name: &str) -> ServiceStatus {
+        self.conductor.status(name).unwrap()
+    }
+
+    /// Waits until `name`'s status satisfies `condition`, or fails showing the last status.
+    pub async fn wait_status(
+        &self,
+        name: &str,
+        what: &str,
+        condition: impl Fn(&ServiceStatus) -> bool,
+    ) -> ServiceStatus {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = self.status(name);
+            if condition(&status) {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name}: expected {what}; last seen {status:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits for the next event matching `condition`; every event seen is kept in `seen`.
+    pub async fn wait_event(&mut self, what: &str, condition: impl Fn(&Event) -> bool) -> Event {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match tokio::time::timeout_at(deadline, self.events.live.recv()).await {
+                Ok(Ok(event)) => {
+                    self.seen.push(event.event.clone());
+                    if condition(&event.event) {
+                        return event.event.clone();
+                    }
+                }
+                Ok(Err(err)) => panic!("event stream broke waiting for {what}: {err}"),
+                Err(_) => panic!("no event {what} within 30 s; seen: {:#?}", self.seen),
+            }
+        }
+    }
+
+    /// The states `name` went through, from the events seen so far plus any still queued.
+    pub fn drain_states(&mut self, name: &str) -> Vec<(ServiceState, Option<u32>)> {
+        while let Ok(event) = self.events.live.try_recv() {
+            self.seen.push(event.event.clone());
+        }
+        self.seen
+            .iter()
+            .filter_map(|event| match event {
+                Event::ServiceStatusChanged {
+                    service_name,
+                    status,
+                } if service_name == name => Some((status.status, status.pid)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+pub fn is_state(state: ServiceState) -> impl Fn(&ServiceStatus) -> bool {
+    move |status| status.status == state
+}
+
+/// Whether a process with this pid is still running. A zombie counts as gone: it has exited,
+/// and an orphan's zombie is reaped by init, not by us (in some containers PID 1 never reaps).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses and may hold spaces.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Waits until every pid is gone, or fails naming the survivors.
+pub async fn wait_gone(pids: &[u32], within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let alive: Vec<u32> = pids.iter().copied().filter(|&pid| alive(pid)).collect();
+        if alive.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "processes still alive after {within:?}: {alive:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+pub fn sigkill(pid: u32) {
+    // SAFETY: plain kill(2) on a pid the test got from the supervisor's status.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGKILL);
+    }
+}
