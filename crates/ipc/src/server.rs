@@ -1,0 +1,232 @@
+//! Binding the loopback listener, the accept loop and the connection tasks, and shutting them
+//! all down. One task per connection, all owned by the accept loop's `JoinSet`, which
+//! [`Server`] owns in turn: dropping or shutting down the server ends every connection.
+//! What a request means is `routes`' business, not this module's.
+
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
+
+use conductor_supervisor::Conductor;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::{net::TcpListener, sync::watch, task::JoinSet};
+
+use crate::routes::{self, State};
+
+/// How long [`Server::shutdown`] lets in-flight requests finish before cutting them off.
+/// `services:start` can legitimately run longer (it waits for readiness); by then the binary is
+/// stopping every service anyway, and the client sees its connection close.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A client must send its request headers within this time (slow-loris defence).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How the control server listens. Its `Debug` output leaves the token out.
+#[derive(Clone)]
+pub struct ServerConfig {
+    /// Where to listen; must be a loopback address. Default `127.0.0.1:0` (the OS picks a port).
+    pub addr: SocketAddr,
+    /// The bearer token every request must carry (see [`crate::generate_token`]).
+    pub token: String,
+    /// How often an idle event stream gets a `: keep-alive` comment. Default 15 s.
+    pub keep_alive: Duration,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("addr", &self.addr)
+            .field("token", &"[redacted]")
+            .field("keep_alive", &self.keep_alive)
+            .finish()
+    }
+}
+
+impl Default for ServerConfig {
+    /// Listens on `127.0.0.1:0` with a fresh random token.
+    fn default() -> Self {
+        ServerConfig {
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            token: crate::generate_token(),
+            keep_alive: Duration::from_secs(15),
+        }
+    }
+}
+
+/// The control server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The configured address is not a loopback one: the API must not be reachable from
+    /// another machine.
+    #[error(
+        "refusing to serve the control API on {addr}: use a loopback address such as 127.0.0.1"
+    )]
+    NotLoopback {
+        /// The configured address.
+        addr: SocketAddr,
+    },
+    /// The listener could not be bound.
+    #[error("cannot listen on {addr}: {source}; choose another port or free this one")]
+    Bind {
+        /// The configured address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The token is empty or not printable ASCII (it must fit in an HTTP header).
+    #[error("the IPC token must be non-empty printable ASCII without spaces")]
+    InvalidToken,
+}
+
+/// A running control server. Dropping it aborts every connection at once;
+/// [`Server::shutdown`] is the graceful way.
+#[derive(Debug)]
+pub struct Server {
+    local_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    accept_loop: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Binds the listener and spawns the accept loop; requests are served until
+/// [`Server::shutdown`] (or drop). Must be called inside a tokio runtime.
+///
+/// # Errors
+/// [`ServeError`] when the address is not loopback, cannot be bound, or the token is unusable.
+pub async fn serve(conductor: Conductor, config: ServerConfig) -> Result<Server, ServeError> {
+    if !config.addr.ip().is_loopback() {
+        return Err(ServeError::NotLoopback { addr: config.addr });
+    }
+    if config.token.is_empty() || !config.token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ServeError::InvalidToken);
+    }
+    let listener = TcpListener::bind(config.addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.addr,
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: config.addr,
+        source,
+    })?;
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let state = Arc::new(State {
+        conductor,
+        token: config.token,
+        keep_alive: config.keep_alive.max(Duration::from_millis(1)),
+        shutdown: shutdown_rx.clone(),
+    });
+    let accept_loop = tokio::spawn(accept_loop(listener, state, shutdown_rx));
+    tracing::info!(%local_addr, "control API listening");
+    Ok(Server {
+        local_addr,
+        shutdown,
+        accept_loop: Some(accept_loop),
+    })
+}
+
+impl Server {
+    /// The bound address (with the port the OS chose).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The base URL clients use, e.g. `http://127.0.0.1:41234`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.local_addr)
+    }
+
+    /// Stops accepting connections, ends every event stream, lets in-flight requests finish
+    /// for a bounded time (5 s), then drops whatever is left.
+    pub async fn shutdown(mut self) {
+        self.shutdown.send_replace(true);
+        if let Some(accept_loop) = self.accept_loop.take() {
+            // The loop only ends with an error if it panicked; nothing is left to clean up then.
+            let _ = accept_loop.await;
+        }
+        tracing::info!(local_addr = %self.local_addr, "control API stopped");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(accept_loop) = self.accept_loop.take() {
+            // Aborting drops the loop's JoinSet, which aborts every connection task.
+            accept_loop.abort();
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<State>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            // Cancel-safe: a shutdown wins over a connection that is accepted at the same time.
+            biased;
+            _ = stopped(&mut shutdown) => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    connections.spawn(serve_connection(stream, peer, state.clone()));
+                }
+                Err(err) => {
+                    // Per-connection failures (ECONNABORTED, EMFILE) must not end the server;
+                    // pause briefly so a persistent one (EMFILE) does not spin the loop.
+                    tracing::warn!("control API accept failed: {err}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            // Reap finished connections so the set does not grow with every request served.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            n_connections = connections.len(),
+            "control API connections still busy after {SHUTDOWN_GRACE:?}; closing them"
+        );
+        connections.shutdown().await;
+    }
+}
+
+/// Resolves once the server is shutting down (or the server is gone).
+pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns must not live across an await in the caller: drop it here.
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+async fn serve_connection(stream: tokio::net::TcpStream, peer: SocketAddr, state: Arc<State>) {
+    let mut shutdown = state.shutdown.clone();
+    let service_state = state.clone();
+    let service =
+        hyper::service::service_fn(move |request| routes::handle(service_state.clone(), request));
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        _ = stopped(&mut shutdown) => {
+            // Finish the request in flight (event streams end on the same signal), then close.
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(err) = result {
+        tracing::debug!(%peer, "control API connection ended: {err}");
+    }
+}

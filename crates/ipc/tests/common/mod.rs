@@ -1,0 +1,222 @@
+//! Shared fixtures for the control API tests: a real `Conductor` over fake-service processes on
+//! free ports, a real server on 127.0.0.1:0, a raw HTTP/1.1 client for requests a well-behaved
+//! client would never send, and condition waits with deadlines.
+//! Children die with the fixture even on panic: the runtime drops the supervisor's owner tasks,
+//! whose process-group guards kill and reap on drop.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicUsize, Ordering},
+    time::{Duration, Instant},
+};
+
+use conductor_ipc::{Client, Server, ServerConfig};
+use conductor_protocol::IpcInfo;
+use conductor_registry::{LoadOptions, Registry};
+use conductor_supervisor::{Conductor, Paths, Settings};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+/// Generous: the machine may be loaded by parallel builds and tests.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A directory of its own under the system temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("conductor-ipc-{label}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("the temp dir is writable");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("can bind a loopback port");
+    listener
+        .local_addr()
+        .expect("a bound listener has an address")
+        .port()
+}
+
+/// Polls `probe` until it returns `Some`, or panics after [`DEADLINE`] saying what was expected
+/// and what the last probe saw.
+pub async fn wait_until<T, F, Fut>(expected: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + DEADLINE;
+    let mut delay = Duration::from_millis(5);
+    loop {
+        match probe().await {
+            Ok(value) => return value,
+            Err(seen) if Instant::now() >= deadline => {
+                panic!("timed out after {DEADLINE:?} waiting for {expected}; last seen: {seen}")
+            }
+            Err(_) => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_millis(200));
+            }
+        }
+    }
+}
+
+/// A running conductor (services `alpha` and `beta`) with the control API in front of it.
+pub struct Fixture {
+    pub dir: TempDir,
+    pub conductor: Conductor,
+    pub server: Option<Server>,
+    pub info: IpcInfo,
+    pub port: u16,
+}
+
+impl Fixture {
+    /// Builds the fleet and the server; with `start`, starts every service and waits for them.
+    pub async fn new(label: &str, start: bool) -> Fixture {
+        Fixture::with(label, start, Duration::from_secs(15), "").await
+    }
+
+    /// As [`Fixture::new`], with the event stream's keep-alive interval and `extra` registry
+    /// TOML appended (more services).
+    pub async fn with(label: &str, start: bool, keep_alive: Duration, extra: &str) -> Fixture {
+        let dir = TempDir::new(label);
+        let binary = fake_service::binary();
+        let mut text = String::from(
+            "[app]\nname = \"ipctest\"\n\n[defaults]\nready_timeout = \"20s\"\nstop_timeout = \"5s\"\n\
+             health = { kind = \"http\", path = \"/health\", interval = \"1s\" }\n",
+        );
+        for name in ["alpha", "beta"] {
+            text.push_str(&format!(
+                "\n[services.{name}]\nport = {}\ncommand = {:?}\nenv = {{ FAKE_REQUIRE_DB = \"0\" }}\n",
+                free_port(),
+                binary.display().to_string(),
+            ));
+        }
+        text.push_str(extra);
+        let registry_path = dir.path().join("conductor.toml");
+        let registry = match Registry::parse(&text, &registry_path, &LoadOptions::default()) {
+            Ok(registry) => registry,
+            Err(err) => panic!("the test registry is valid: {err}\n{text}"),
+        };
+        let settings = Settings {
+            write_run_state: false,
+            ..Settings::default()
+        };
+        let conductor = Conductor::new(registry, Paths::under(&dir.path().join("data")), settings)
+            .expect("the data dir can be created");
+        if start && let Err(err) = conductor.start_all().await {
+            panic!("the test services start: {err}");
+        }
+        let token = conductor_ipc::generate_token();
+        let config = ServerConfig {
+            token: token.clone(),
+            keep_alive,
+            ..ServerConfig::default()
+        };
+        let server = conductor_ipc::serve(conductor.clone(), config)
+            .await
+            .expect("the server binds 127.0.0.1:0");
+        let info = IpcInfo {
+            url: server.url(),
+            token,
+            pid: std::process::id(),
+        };
+        let port = server.local_addr().port();
+        Fixture {
+            dir,
+            conductor,
+            server: Some(server),
+            info,
+            port,
+        }
+    }
+
+    /// A client whose calls fail after [`DEADLINE`], so a hang names the channel it hung on.
+    pub fn client(&self) -> Client {
+        Client::new(self.info.clone()).with_timeout(DEADLINE)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// Replaces the server's port in `text`, for snapshots.
+    pub fn redact(&self, text: &str) -> String {
+        text.replace(&format!(":{}", self.port), ":[port]")
+    }
+
+    /// Shuts the server and the fleet down, as the binary does.
+    pub async fn finish(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+        self.conductor.shutdown().await;
+    }
+}
+
+/// A response read off a raw connection.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+}
+
+/// Sends `head` (the request line and headers, `\r\n`-separated, without the blank line) and
+/// `body` on a fresh connection with `Connection: close`, and reads the whole response.
+pub async fn raw_request(addr: SocketAddr, head: &str, body: &[u8]) -> RawResponse {
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("the server accepts connections");
+    let mut request = format!("{head}\r\nConnection: close\r\n\r\n").into_bytes();
+    request.extend_from_slice(body);
+    stream
+        .write_all(&request)
+        .await
+        .expect("the request is written");
+    let mut bytes = Vec::new();
+    tokio::time::timeout(DEADLINE, stream.read_to_end(&mut bytes))
+        .await
+        .expect("the server answers in time")
+        .expect("the response is readable");
+    parse_response(&bytes)
+}
+
+pub fn parse_response(bytes: &[u8]) -> RawResponse {
+    let text = String::from_utf8_lossy(bytes).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {text:?}"));
+    RawResponse {
+        status,
+        head: head.to_owned(),
+        body: body.to_owned(),
+    }
+}

@@ -1,0 +1,153 @@
+//! SPEC §5, the event stream: `GET /events` as Server-Sent Events, live and replayed after
+//! `Last-Event-ID`, with the token in the query string for browsers' EventSource.
+
+// `pub` so the helpers this file does not use are not dead code.
+pub mod common;
+
+use std::time::Duration;
+
+use common::{DEADLINE, Fixture, parse_response};
+use conductor_ipc::EventStream;
+use conductor_protocol::{Channel, Event, ServiceActionResponse, ServiceRequest, ServiceState};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+fn service(name: &str) -> ServiceRequest {
+    ServiceRequest {
+        service_name: name.to_owned(),
+    }
+}
+
+/// Reads events until `alpha` reports `state`; returns every (id, event) read on the way.
+async fn until_alpha_is(stream: &mut EventStream, state: ServiceState) -> Vec<(u64, Event)> {
+    let mut seen = Vec::new();
+    let outcome = tokio::time::timeout(DEADLINE, async {
+        while let Some(next) = stream.next().await {
+            let (id, event) = next.expect("events decode");
+            let done = matches!(&event, Event::ServiceStatusChanged { service_name, status } if service_name == "alpha" && status.status == state);
+            seen.push((id, event));
+            if done {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(
+        outcome,
+        Ok(true),
+        "expected alpha to become {state:?}; events seen: {seen:#?}"
+    );
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_sees_a_stop_made_through_the_api() {
+    let fixture = Fixture::new("events-stop", true).await;
+    let client = fixture.client();
+    let mut stream = client.events(None).await.unwrap();
+    let answer: ServiceActionResponse = client
+        .call(Channel::ServicesStop, Some(&service("alpha")))
+        .await
+        .unwrap();
+    assert!(answer.success);
+    let seen = until_alpha_is(&mut stream, ServiceState::Stopped).await;
+    // Ids increase by one with no gaps.
+    let ids: Vec<u64> = seen.iter().map(|(id, _)| *id).collect();
+    let expected: Vec<u64> = (ids[0]..ids[0] + ids.len() as u64).collect();
+    assert_eq!(ids, expected, "{seen:#?}");
+    fixture.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnecting_with_last_event_id_replays_what_was_missed() {
+    let fixture = Fixture::new("events-replay", true).await;
+    let client = fixture.client();
+    let mut stream = client.events(None).await.unwrap();
+    client
+        .call::<_, ServiceActionResponse>(Channel::ServicesStop, Some(&service("alpha")))
+        .await
+        .unwrap();
+    let before = until_alpha_is(&mut stream, ServiceState::Stopped).await;
+    let last_seen = stream.last_event_id().expect("events carry ids");
+    assert_eq!(Some(last_seen), before.last().map(|(id, _)| *id));
+    drop(stream);
+
+    // Disconnected while alpha starts again.
+    let answer: ServiceActionResponse = client
+        .call(Channel::ServicesStart, Some(&service("alpha")))
+        .await
+        .unwrap();
+    assert!(answer.success, "{answer:?}");
+
+    let mut stream = client.events(Some(last_seen)).await.unwrap();
+    let missed = until_alpha_is(&mut stream, ServiceState::Running).await;
+    assert_eq!(
+        missed[0].0,
+        last_seen + 1,
+        "the replay starts right after the last id seen: {missed:#?}"
+    );
+    assert!(
+        matches!(&missed[0].1, Event::ServiceStatusChanged { service_name, status } if service_name == "alpha" && status.status == ServiceState::Starting),
+        "{missed:#?}"
+    );
+    fixture.finish().await;
+}
+
+/// What a browser's EventSource does: token and last id in the query string, and it reads the
+/// raw framing, including keep-alive comments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_source_style_query_parameters_and_keep_alive() {
+    let fixture = Fixture::with("events-query", true, Duration::from_millis(50), "").await;
+    let mut socket = tokio::net::TcpStream::connect(fixture.addr())
+        .await
+        .unwrap();
+    let request = format!(
+        "GET /events?token={}&lastEventId=0 HTTP/1.1\r\nHost: localhost:{}\r\nAccept: text/event-stream\r\n\r\n",
+        fixture.info.token, fixture.port
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(DEADLINE, async {
+        let mut buffer = [0u8; 4096];
+        loop {
+            let text = String::from_utf8_lossy(&received);
+            if text.contains("\nid: 1\nevent: service:status-changed\ndata: {\"serviceName\":")
+                && text.contains("\n: keep-alive\n\n")
+            {
+                return true;
+            }
+            match socket.read(&mut buffer).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    let text = String::from_utf8_lossy(&received).into_owned();
+    assert_eq!(
+        read,
+        Ok(true),
+        "expected event 1 replayed and a keep-alive comment; got {text:?}"
+    );
+    let response = parse_response(&received);
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("content-type"), Some("text/event-stream"));
+    assert_eq!(response.header("cache-control"), Some("no-cache"));
+    drop(socket);
+    fixture.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_shutdown_ends_open_event_streams() {
+    let mut fixture = Fixture::new("events-shutdown", false).await;
+    let mut stream = fixture.client().events(None).await.unwrap();
+    let server = fixture.server.take().unwrap();
+    tokio::time::timeout(DEADLINE, server.shutdown())
+        .await
+        .expect("shutdown does not wait on the stream");
+    let end = tokio::time::timeout(DEADLINE, stream.next())
+        .await
+        .expect("the stream ends");
+    assert!(end.is_none(), "{end:?}");
+    fixture.finish().await;
+}
