@@ -1,0 +1,82 @@
+//! The `conductor` binary: parses the command line, runs one subcommand and turns its outcome
+//! into the process exit code (SPEC §7).
+//!
+//! Wiring only: the work is done by the library crates. Exit codes are decided in `main` and
+//! nowhere else; subcommands return errors and never exit the process themselves.
+
+mod check;
+mod instance;
+mod registry_choice;
+mod remote;
+mod up;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use conductor_registry::LoadError;
+
+/// Runs a desktop app's local services: starts them in order, watches their health, restarts
+/// the ones that crash, and stops everything on quit.
+#[derive(Debug, Parser)]
+#[command(name = "conductor", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    target: remote::Target,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the app in the foreground: database, services, control API, window; Ctrl-C stops it.
+    Up(up::UpArgs),
+    /// Validate a registry and print its start plan, without starting anything.
+    Check(check::CheckArgs),
+    #[command(flatten)]
+    Remote(remote::Remote),
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Up(args) => up::run(&args, &cli.target),
+        Command::Check(args) => check::run(&args, cli.target.registry.as_deref()),
+        Command::Remote(command) => remote::run(&command, &cli.target),
+    }
+}
+
+fn main() -> ExitCode {
+    // Exit codes (SPEC §7): 0 ok, 1 usage or runtime error, 2 startup failed,
+    // 3 another instance is running.
+    let code = match Cli::try_parse().map(run) {
+        // --help and --version arrive as "errors" that belong on stdout with status 0.
+        Err(usage) if !usage.use_stderr() => {
+            print_clap(&usage);
+            0
+        }
+        Err(usage) => {
+            print_clap(&usage);
+            1
+        }
+        Ok(Ok(())) => 0,
+        Ok(Err(error)) => {
+            match error.downcast_ref::<LoadError>() {
+                // A registry error is already a complete report: every problem with its help.
+                Some(problems) => eprintln!("{problems}"),
+                None => eprintln!("error: {error:#}"),
+            }
+            if error.is::<up::StartupFailed>() {
+                2
+            } else if error.is::<instance::AlreadyRunning>() {
+                3
+            } else {
+                1
+            }
+        }
+    };
+    ExitCode::from(code)
+}
+
+fn print_clap(message: &clap::Error) {
+    // Printing can only fail when stdout or stderr is closed; nothing is left to tell then.
+    let _ = message.print();
+}

@@ -1,0 +1,42 @@
+//! Project automation behind `cargo xtask`: fixtures, verify (the gates), bench, bundle, demo.
+//! Each subcommand is a module with `run(args)`; this file only parses and dispatches.
+//! Tasks are Rust, need no network, and write only under `target/`.
+
+mod demo;
+mod fixtures;
+mod tidy;
+mod util;
+mod verify;
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  fixtures   build the fake-service fixture (debug)
+  verify     fmt, clippy, every test, then the verification gates
+  demo       run conductor with fixtures/demo.toml in a fresh temp data dir";
+
+fn main() -> std::process::ExitCode {
+    let mut args = std::env::args().skip(1);
+    let Some(command) = args.next() else {
+        eprintln!("{USAGE}");
+        return std::process::ExitCode::from(1);
+    };
+    let rest: Vec<String> = args.collect();
+    let result = match command.as_str() {
+        "fixtures" => fixtures::run(&rest),
+        "verify" => verify::run(&rest),
+        "demo" => demo::run(&rest),
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => Err(anyhow::anyhow!("unknown command {other:?}\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
