@@ -95,7 +95,13 @@ async fn serve(
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
 
     // Step 2: process groups a previous run left behind.
-    for line in conductor_supervisor::reclaim_orphans(&paths.user_data) {
+    // Reclaim walks /proc and waits for what it killed: keep it off the runtime's workers.
+    let user_data = paths.user_data.clone();
+    let reclaimed =
+        tokio::task::spawn_blocking(move || conductor_supervisor::reclaim_orphans(&user_data))
+            .await
+            .context("reclaiming orphans")?;
+    for line in reclaimed {
         tracing::warn!("orphan reclaim: {line}");
         println!("✓ Reclaimed orphans of a previous run: {line}");
     }
@@ -248,7 +254,9 @@ async fn serve(
                 _ = sigterm.recv() => {},
             }
             forced.store(true, std::sync::atomic::Ordering::SeqCst);
-            let n = conductor.kill_all();
+            let n = tokio::task::spawn_blocking(move || conductor.kill_all())
+                .await
+                .unwrap_or(0);
             tracing::warn!(n_groups = n, "second signal: killed every process group");
         })
     };

@@ -724,18 +724,7 @@ impl Conductor {
     /// SIGKILLs every live process group of this fleet at once, without waiting: the answer
     /// to a second Ctrl-C. Returns how many groups were signalled.
     pub fn kill_all(&self) -> usize {
-        let records: Vec<conductor_spawn::GroupRecord> = self
-            .inner
-            .shared
-            .watch_run_state()
-            .borrow()
-            .groups
-            .values()
-            .map(|group| conductor_spawn::GroupRecord {
-                pgid: group.pgid,
-                start_time: group.start_time,
-            })
-            .collect();
+        let records = self.inner.shared.watch_run_state().borrow().records();
         conductor_spawn::reclaim(&records)
             .iter()
             .filter(|reclaimed| {
@@ -922,18 +911,19 @@ pub fn reclaim_orphans(user_data: &Path) -> Vec<String> {
         return Vec::new();
     };
     let lines = match serde_json::from_str::<RunState>(&text) {
+        // Start times count from boot: after a reboot they prove nothing, and every recorded
+        // group died with the old boot anyway.
+        Ok(state) if state.boot_id != conductor_spawn::boot_id() => {
+            vec![format!(
+                "ignored {}: written before the last reboot",
+                path.display()
+            )]
+        }
         Ok(state) => {
-            let records: Vec<conductor_spawn::GroupRecord> = state
-                .groups
-                .values()
-                .map(|group| conductor_spawn::GroupRecord {
-                    pgid: group.pgid,
-                    start_time: group.start_time,
-                })
-                .collect();
+            let records = state.records();
             conductor_spawn::reclaim(&records)
                 .iter()
-                .map(|reclaimed| format!("{reclaimed:?}"))
+                .map(|reclaimed| reclaimed.to_string())
                 .collect()
         }
         Err(err) => vec![format!("ignored unreadable {}: {err}", path.display())],

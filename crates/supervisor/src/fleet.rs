@@ -76,8 +76,23 @@ pub(crate) struct Member {
 pub struct RunState {
     /// The conductor that wrote it.
     pub pid: u32,
+    /// The kernel's boot id when it was written; start times are only comparable within one boot.
+    pub boot_id: Option<String>,
     /// Live process groups by service.
     pub groups: BTreeMap<String, RecordedGroup>,
+}
+
+impl RunState {
+    /// The recorded groups in the form `conductor_spawn::reclaim` takes.
+    pub fn records(&self) -> Vec<GroupRecord> {
+        self.groups
+            .values()
+            .map(|group| GroupRecord {
+                pgid: group.pgid,
+                start_time: group.start_time,
+            })
+            .collect()
+    }
 }
 
 /// One process group in the run-state file.
@@ -130,6 +145,7 @@ impl Shared {
         let health = compute_health(&cells);
         let (run_state, _) = watch::channel(RunState {
             pid: std::process::id(),
+            boot_id: conductor_spawn::boot_id(),
             groups: BTreeMap::new(),
         });
         Shared {
