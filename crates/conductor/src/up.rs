@@ -127,11 +127,8 @@ async fn serve(
         Err(err) => {
             println!("✗ Database initialization failed");
             conductor.shutdown().await;
-            return Err(StartupFailed(format!(
-                "database {}: {err}\n  no service was started",
-                conductor.database_path().display()
-            ))
-            .into());
+            // The database errors name the file themselves.
+            return Err(StartupFailed(format!("{err}\n  no service was started")).into());
         }
     }
 
