@@ -483,3 +483,56 @@ fn a_sigkilled_supervisor_takes_its_services_with_it() {
         .unwrap();
     runtime.block_on(wait_gone(&pids, Duration::from_secs(1)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequential_startup_starts_one_service_at_a_time_in_file_order() {
+    let services = [
+        svc("first").env("FAKE_START_DELAY_MS", 100),
+        svc("second"),
+        svc("third"),
+    ];
+    let mut fleet = Fleet::new(&services, "startup = \"sequential\"").await;
+    fleet.conductor.start_all().await.expect("startup succeeds");
+    fleet.drain_states("first");
+    let transitions: Vec<(String, ServiceState)> = fleet
+        .seen
+        .iter()
+        .filter_map(|event| match event {
+            Event::ServiceStatusChanged {
+                service_name,
+                status,
+            } => Some((service_name.clone(), status.status)),
+            _ => None,
+        })
+        .collect();
+    use ServiceState::*;
+    let expected: Vec<(String, ServiceState)> = ["first", "second", "third"]
+        .iter()
+        .flat_map(|name| [(name.to_string(), Starting), (name.to_string(), Running)])
+        .collect();
+    assert_eq!(transitions, expected, "not one at a time in file order");
+    fleet.conductor.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_handles_with_different_data_dirs_work_side_by_side() {
+    let first = Fleet::new(&[svc("alpha")], "").await;
+    let second = Fleet::new(&[svc("alpha")], "").await;
+    let (a, b) = tokio::join!(first.conductor.start_all(), second.conductor.start_all());
+    a.expect("first fleet starts");
+    b.expect("second fleet starts");
+    let (pid_a, pid_b) = (
+        first.status("alpha").pid.unwrap(),
+        second.status("alpha").pid.unwrap(),
+    );
+    assert_ne!(pid_a, pid_b);
+    assert_ne!(
+        first.conductor.database_path(),
+        second.conductor.database_path()
+    );
+    first.conductor.shutdown().await;
+    assert!(!alive(pid_a));
+    assert!(alive(pid_b), "stopping one fleet touched the other");
+    assert_eq!(second.status("alpha").status, ServiceState::Running);
+    second.conductor.shutdown().await;
+}
