@@ -1,0 +1,707 @@
+//! Shared helpers of the end-to-end tests that drive the real `conductor` binary: a temp dir per
+//! test, free ports, `wait_until`, process liveness from `/proc`, a tiny blocking HTTP client for
+//! the control API, and the [`Conductor`] guard that runs `conductor up` and, when dropped,
+//! kills conductor and every process of its fleet it has seen (even when the test panics).
+//!
+//! It deliberately knows nothing about fake-service beyond its path: tests write their own
+//! registries, so the same guard drives programs that are not ours.
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::{TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use conductor_protocol::{IpcInfo, ServiceStatus};
+use serde::de::DeserializeOwned;
+
+/// How long anything that normally takes milliseconds may take on a loaded 2-core machine.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A directory of its own for one test, removed when the test ends (even on panic).
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// A fresh, empty directory named after the test.
+    pub fn new(name: &str) -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let path =
+            std::env::temp_dir().join(format!("conductor-e2e-{}-{n}-{name}", std::process::id()));
+        // A leftover of a crashed run with the same pid would otherwise leak into this one.
+        let _ = std::fs::remove_dir_all(&path);
+        if let Err(error) = std::fs::create_dir_all(&path) {
+            panic!("cannot create {}: {error}", path.display());
+        }
+        TempDir(path)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// A path inside the directory.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// Writes `text` to `name` inside the directory and returns its path.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.join(name);
+        if let Err(error) = std::fs::write(&path, text) {
+            panic!("cannot write {}: {error}", path.display());
+        }
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A port nobody listens on right now (bound and released at once).
+pub fn free_port() -> u16 {
+    match TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()) {
+        Ok(addr) => addr.port(),
+        Err(error) => panic!("cannot bind 127.0.0.1:0 to find a free port: {error}"),
+    }
+}
+
+/// Distinct free ports: each is held until all are chosen, so two are never the same.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| match TcpListener::bind("127.0.0.1:0") {
+            Ok(listener) => listener,
+            Err(error) => panic!("cannot bind 127.0.0.1:0 to find a free port: {error}"),
+        })
+        .collect();
+    std::array::from_fn(|i| match listeners[i].local_addr() {
+        Ok(addr) => addr.port(),
+        Err(error) => panic!("cannot read a bound port: {error}"),
+    })
+}
+
+/// Polls `check` until it returns `Ok`, or panics after `timeout` naming `what` was expected
+/// and the last thing `check` saw (its `Err`).
+pub fn wait_until<T>(
+    timeout: Duration,
+    what: &str,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check() {
+            Ok(value) => return value,
+            Err(last) if Instant::now() >= deadline => {
+                panic!("timed out after {timeout:?} waiting for {what}; last seen: {last}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
+/// A TOML basic string holding `path` (JSON string escaping is valid TOML).
+pub fn toml_path(path: &Path) -> String {
+    toml_str(&path.display().to_string())
+}
+
+/// A TOML basic string holding `text`.
+pub fn toml_str(text: &str) -> String {
+    match serde_json::to_string(text) {
+        Ok(quoted) => quoted,
+        Err(error) => panic!("cannot quote {text:?}: {error}"),
+    }
+}
+
+/// The fake-service binary, as a TOML string.
+pub fn fake_service() -> String {
+    toml_path(&fake_service::binary())
+}
+
+/// The `[app]` and `[defaults]` every test registry starts with: fast probes and backoff so
+/// failures show up within a test's patience.
+pub fn registry_head(app_name: &str) -> String {
+    format!(
+        r#"[app]
+name = {name}
+startup = "dependency"
+
+[defaults]
+health = {{ kind = "http", path = "/health", interval = "300ms", timeout = "2s", failure_threshold = 3 }}
+ready_timeout = "20s"
+stop_timeout = "5s"
+restart = {{ max_retries = 3, backoff = "50ms", backoff_max = "500ms", reset_after = "60s" }}
+"#,
+        name = toml_str(app_name)
+    )
+}
+
+/// The state letter of `/proc/<pid>/stat` and the start time (clock ticks since boot), or
+/// `None` when the process does not exist.
+fn proc_stat(pid: u32) -> Option<(char, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses: fields start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let state = fields.first()?.chars().next()?;
+    // Field 22 of stat; `fields[0]` is field 3.
+    let start_time = fields.get(19)?.parse().ok()?;
+    Some((state, start_time))
+}
+
+/// Whether the process is gone: no `/proc/<pid>`, or a zombie (in this container PID 1 never
+/// reaps orphans, so a dead orphan stays a zombie forever).
+pub fn is_gone(pid: u32) -> bool {
+    match proc_stat(pid) {
+        None => true,
+        Some((state, _)) => matches!(state, 'Z' | 'X'),
+    }
+}
+
+/// The start time of a live process (for proving later that a pid is still the same process).
+pub fn start_time(pid: u32) -> Option<u64> {
+    proc_stat(pid)
+        .filter(|(state, _)| !matches!(state, 'Z' | 'X'))
+        .map(|(_, start)| start)
+}
+
+/// Waits until every pid in `pids` is gone, or panics naming the survivors.
+pub fn wait_all_gone(pids: &[u32], what: &str) {
+    wait_until(DEADLINE, what, || {
+        let alive: Vec<u32> = pids.iter().copied().filter(|&p| !is_gone(p)).collect();
+        if alive.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("still alive: {alive:?}"))
+        }
+    });
+}
+
+/// Reads a pid written to a file by a process (waiting until it is there and complete).
+pub fn read_pid_file(path: &Path) -> u32 {
+    wait_until(DEADLINE, &format!("a pid in {}", path.display()), || {
+        let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+        text.trim()
+            .parse()
+            .map_err(|e| format!("{text:?} is not a pid: {e}"))
+    })
+}
+
+/// A process the test starts itself (not part of any fleet); killed and reaped on drop.
+pub struct Bystander(Child);
+
+impl Bystander {
+    /// Starts `sleep 1000`.
+    pub fn sleep() -> Bystander {
+        match Command::new("sleep")
+            .arg("1000")
+            .stdin(Stdio::null())
+            .spawn()
+        {
+            Ok(child) => Bystander(child),
+            Err(error) => panic!("cannot start sleep: {error}"),
+        }
+    }
+
+    /// Its pid.
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Bystander {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One HTTP response, read whole (requests are sent with `Connection: close`).
+#[derive(Debug)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// The header block, lines joined by `\n`, names lowercased.
+    pub headers: String,
+    /// The body as text.
+    pub body: String,
+}
+
+impl Response {
+    /// The body parsed as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        match serde_json::from_str(&self.body) {
+            Ok(value) => value,
+            Err(error) => panic!(
+                "body of HTTP {} is not JSON ({error}): {:?}",
+                self.status, self.body
+            ),
+        }
+    }
+
+    /// The `"error"` message of a JSON error body.
+    pub fn error_message(&self) -> String {
+        match self.json().get("error").and_then(|e| e.as_str()) {
+            Some(message) => message.to_owned(),
+            None => panic!(
+                "HTTP {} error body has no \"error\" string: {:?}",
+                self.status, self.body
+            ),
+        }
+    }
+}
+
+/// Sends `head` (the request line and headers, without the final blank line; `Content-Length`
+/// and `Connection: close` are added) and `body` to `addr`, and reads the whole response.
+pub fn http(addr: &str, head: &str, body: &[u8]) -> Response {
+    let mut request = format!(
+        "{head}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    http_raw(addr, &request)
+}
+
+/// Sends `request` as it is to `addr` and reads until the server closes the connection.
+pub fn http_raw(addr: &str, request: &[u8]) -> Response {
+    let fail = |error: std::io::Error| -> ! { panic!("HTTP exchange with {addr} failed: {error}") };
+    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| fail(e));
+    stream
+        .set_read_timeout(Some(DEADLINE))
+        .unwrap_or_else(|e| fail(e));
+    stream.write_all(request).unwrap_or_else(|e| fail(e));
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap_or_else(|e| fail(e));
+    parse_response(&raw).unwrap_or_else(|| {
+        panic!(
+            "not an HTTP response from {addr}: {:?}",
+            String::from_utf8_lossy(&raw)
+        )
+    })
+}
+
+fn parse_response(raw: &[u8]) -> Option<Response> {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
+    let headers = lines
+        .map(|line| match line.split_once(':') {
+            Some((name, value)) => format!("{}:{}", name.to_ascii_lowercase(), value),
+            None => line.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    Some(Response {
+        status,
+        headers,
+        body: body.to_owned(),
+    })
+}
+
+/// A running `conductor up`, its output, and every fleet process it has been seen to own.
+/// Dropping it SIGKILLs conductor, then every recorded process group and pid still proven ours.
+pub struct Conductor {
+    child: Option<Child>,
+    exit: Option<ExitStatus>,
+    /// The data directory (`--data-dir`).
+    pub data_dir: PathBuf,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+    info: Option<IpcInfo>,
+    /// (pid, start time) of fleet processes and groups seen, killed on drop if still the same.
+    tracked: Mutex<Vec<(u32, u64)>>,
+}
+
+impl Conductor {
+    /// Writes `registry` to `<dir>/conductor.toml`, runs `conductor up` on `<dir>/data` and
+    /// waits until it is up ([`Conductor::wait_up`]).
+    pub fn start(dir: &TempDir, registry: &str) -> Conductor {
+        let registry = dir.write("conductor.toml", registry);
+        let mut conductor = Conductor::spawn(&registry, &dir.join("data"), &[]);
+        conductor.wait_up();
+        conductor
+    }
+
+    /// Runs `conductor up --registry <registry> --data-dir <data_dir> <extra>` without waiting.
+    pub fn spawn(registry: &Path, data_dir: &Path, extra: &[&str]) -> Conductor {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_conductor"));
+        command
+            .arg("up")
+            .arg("--registry")
+            .arg(registry)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(dir) = registry.parent() {
+            command.current_dir(dir);
+        }
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(error) => panic!("cannot run conductor up: {error}"),
+        };
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        // Readers are detached: they end at EOF, which comes when conductor exits.
+        if let Some(pipe) = child.stdout.take() {
+            collect(pipe, stdout.clone());
+        }
+        if let Some(pipe) = child.stderr.take() {
+            collect(pipe, stderr.clone());
+        }
+        Conductor {
+            child: Some(child),
+            exit: None,
+            data_dir: data_dir.to_path_buf(),
+            stdout,
+            stderr,
+            info: None,
+            tracked: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// conductor's pid.
+    pub fn pid(&self) -> u32 {
+        match &self.child {
+            Some(child) => child.id(),
+            None => panic!("conductor was already killed"),
+        }
+    }
+
+    /// Everything conductor printed on stdout so far.
+    pub fn stdout(&self) -> String {
+        lock(&self.stdout).clone()
+    }
+
+    /// Everything conductor printed on stderr so far.
+    pub fn stderr(&self) -> String {
+        lock(&self.stderr).clone()
+    }
+
+    /// Both outputs, for failure messages.
+    pub fn output(&self) -> String {
+        format!(
+            "--- stdout ---\n{}--- stderr ---\n{}",
+            self.stdout(),
+            self.stderr()
+        )
+    }
+
+    /// Waits until startup is over (`All services ready` or `Running degraded`) and `ipc.json`
+    /// names this conductor; panics with the output if conductor exits first.
+    pub fn wait_up(&mut self) {
+        let info = wait_until(DEADLINE, "conductor up to finish startup", || {
+            if let Some(status) = self.try_exit() {
+                panic!(
+                    "conductor exited during startup ({status}):\n{}",
+                    self.output()
+                );
+            }
+            let stdout = self.stdout();
+            if !stdout.contains("✓ All services ready")
+                && !stdout.contains("! Running degraded without")
+            {
+                return Err(format!("output so far:\n{stdout}"));
+            }
+            let info = conductor_ipc::read_info(&self.data_dir).map_err(|e| e.to_string())?;
+            if info.pid != self.pid() {
+                return Err(format!("ipc.json names pid {}", info.pid));
+            }
+            Ok(info)
+        });
+        self.info = Some(info);
+        self.track_fleet();
+    }
+
+    /// The control API's `ipc.json` contents.
+    pub fn info(&self) -> &IpcInfo {
+        match &self.info {
+            Some(info) => info,
+            None => panic!("conductor is not up yet"),
+        }
+    }
+
+    /// `host:port` of the control API.
+    pub fn addr(&self) -> String {
+        self.info().url.trim_start_matches("http://").to_owned()
+    }
+
+    /// `POST /ipc/<channel>` with a correct token and Host, and `body`.
+    pub fn call(&self, channel: &str, body: &str) -> Response {
+        let addr = self.addr();
+        let head = format!(
+            "POST /ipc/{channel} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json",
+            self.info().token
+        );
+        http(&addr, &head, body.as_bytes())
+    }
+
+    /// [`Conductor::call`] that must succeed, its answer parsed as `T`.
+    pub fn call_ok<T: DeserializeOwned>(&self, channel: &str, body: &str) -> T {
+        let response = self.call(channel, body);
+        assert!(
+            (200..300).contains(&response.status),
+            "{channel} {body} answered HTTP {}: {}",
+            response.status,
+            response.body
+        );
+        match serde_json::from_str(&response.body) {
+            Ok(value) => value,
+            Err(error) => panic!(
+                "{channel} answered unexpected JSON ({error}): {}",
+                response.body
+            ),
+        }
+    }
+
+    /// `services:get-all`; every pid seen is recorded for cleanup.
+    pub fn statuses(&self) -> Vec<ServiceStatus> {
+        let statuses: Vec<ServiceStatus> = self.call_ok("services:get-all", "");
+        for status in &statuses {
+            if let Some(pid) = status.pid {
+                self.track(pid);
+            }
+        }
+        statuses
+    }
+
+    /// The status of one service.
+    pub fn status(&self, name: &str) -> ServiceStatus {
+        match self.statuses().into_iter().find(|s| s.name == name) {
+            Some(status) => status,
+            None => panic!("services:get-all has no service {name:?}"),
+        }
+    }
+
+    /// Waits until `check` accepts the status of `name`.
+    pub fn wait_status(
+        &self,
+        name: &str,
+        what: &str,
+        check: impl Fn(&ServiceStatus) -> bool,
+    ) -> ServiceStatus {
+        wait_until(DEADLINE, &format!("{name} to be {what}"), || {
+            let status = self.status(name);
+            if check(&status) {
+                Ok(status)
+            } else {
+                Err(format!("{status:?}"))
+            }
+        })
+    }
+
+    /// Records a fleet process (e.g. a grandchild) to be killed on drop if still alive.
+    pub fn track(&self, pid: u32) {
+        if let Some(start) = start_time(pid) {
+            let mut tracked = lock(&self.tracked);
+            if !tracked.contains(&(pid, start)) {
+                tracked.push((pid, start));
+            }
+        }
+    }
+
+    /// Records every process group in `<data>/run-state.json`.
+    pub fn track_fleet(&self) {
+        let Ok(text) = std::fs::read_to_string(self.data_dir.join("run-state.json")) else {
+            return;
+        };
+        let Ok(state) = serde_json::from_str::<serde_json::Value>(&text) else {
+            return;
+        };
+        let Some(groups) = state.get("groups").and_then(|g| g.as_object()) else {
+            return;
+        };
+        let mut tracked = lock(&self.tracked);
+        for group in groups.values() {
+            let pgid = group.get("pgid").and_then(serde_json::Value::as_u64);
+            let start = group.get("startTime").and_then(serde_json::Value::as_u64);
+            if let (Some(pgid), Some(start)) = (pgid, start)
+                && let Ok(pgid) = u32::try_from(pgid)
+                && !tracked.contains(&(pgid, start))
+            {
+                tracked.push((pgid, start));
+            }
+        }
+    }
+
+    /// The exit status if conductor has exited (reaping it).
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        if self.exit.is_none()
+            && let Some(child) = self.child.as_mut()
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            self.exit = Some(status);
+        }
+        self.exit
+    }
+
+    /// Waits for conductor to exit by itself and returns its status; the output readers are
+    /// given the time to see EOF, so [`Conductor::stdout`] is complete afterwards.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let status = wait_until(DEADLINE, "conductor to exit", || {
+            self.try_exit()
+                .ok_or_else(|| format!("still running; output so far:\n{}", self.output()))
+        });
+        wait_until(DEADLINE, "conductor's output to end", || {
+            if Arc::strong_count(&self.stdout) == 1 && Arc::strong_count(&self.stderr) == 1 {
+                Ok(())
+            } else {
+                Err("a reader is still attached".to_owned())
+            }
+        });
+        status
+    }
+
+    /// Sends `signal` to conductor.
+    pub fn signal(&self, signal: i32) {
+        let pid = self.pid();
+        let Ok(pid) = libc::pid_t::try_from(pid) else {
+            panic!("pid {pid} does not fit pid_t");
+        };
+        // SAFETY: kill(2) has no memory-safety preconditions; the pid is our own unreaped
+        // child, so it cannot have been reused.
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(
+            rc,
+            0,
+            "kill({pid}, {signal}) failed: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+
+    /// Every fleet pid recorded so far (groups and single processes).
+    pub fn tracked_pids(&self) -> Vec<u32> {
+        lock(&self.tracked).iter().map(|&(pid, _)| pid).collect()
+    }
+}
+
+impl Drop for Conductor {
+    fn drop(&mut self) {
+        // Services started since the last look (restarts) are in the run-state file now.
+        if self.exit.is_none() {
+            self.track_fleet();
+        }
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for &(pid, start) in lock(&self.tracked).iter() {
+            let Ok(id) = libc::pid_t::try_from(pid) else {
+                continue;
+            };
+            match proc_stat(pid) {
+                // Still the process (or group leader) we saw: kill its whole group and it.
+                Some((_, now)) if now == start => {
+                    // SAFETY: signalling has no memory-safety preconditions; the start time
+                    // proves the pid is still the process we recorded.
+                    unsafe {
+                        libc::killpg(id, libc::SIGKILL);
+                        libc::kill(id, libc::SIGKILL);
+                    }
+                }
+                // Reused by another process: not ours.
+                Some(_) => {}
+                // The leader is gone, but its group may live on (a grandchild). A pid is never
+                // reused while a group with that id exists, so the group, if any, is ours.
+                None => {
+                    // SAFETY: as above; ESRCH when the group is gone too.
+                    unsafe {
+                        libc::killpg(id, libc::SIGKILL);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn collect(pipe: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(pipe);
+        let mut line = String::new();
+        while matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
+            lock(&into).push_str(&line);
+            line.clear();
+        }
+        // Dropping `into` here is how `wait_exit` knows the output is complete.
+    });
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A test thread that panicked while holding it leaves the data usable for cleanup.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Runs a client subcommand (`conductor <args> --data-dir <data_dir>`) to completion; a client
+/// that hangs is killed after a deadline and fails the test.
+pub fn conductor_cli(data_dir: &Path, args: &[&str]) -> std::process::Output {
+    let mut child = CliGuard(
+        match Command::new(env!("CARGO_BIN_EXE_conductor"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+        {
+            Ok(child) => child,
+            Err(error) => panic!("cannot run conductor {args:?}: {error}"),
+        },
+    );
+    let stdout = Arc::new(Mutex::new(String::new()));
+    let stderr = Arc::new(Mutex::new(String::new()));
+    if let Some(pipe) = child.0.stdout.take() {
+        collect(pipe, stdout.clone());
+    }
+    if let Some(pipe) = child.0.stderr.take() {
+        collect(pipe, stderr.clone());
+    }
+    let status = wait_until(
+        DEADLINE,
+        &format!("conductor {args:?} to exit"),
+        || match child.0.try_wait() {
+            Ok(Some(status)) => Ok(status),
+            Ok(None) => Err(format!("still running; stdout so far:\n{}", lock(&stdout))),
+            Err(error) => panic!("cannot wait for conductor {args:?}: {error}"),
+        },
+    );
+    wait_until(DEADLINE, "the client's output to end", || {
+        if Arc::strong_count(&stdout) == 1 && Arc::strong_count(&stderr) == 1 {
+            Ok(())
+        } else {
+            Err("a reader is still attached".to_owned())
+        }
+    });
+    let text = |buffer: &Arc<Mutex<String>>| lock(buffer).clone().into_bytes();
+    std::process::Output {
+        status,
+        stdout: text(&stdout),
+        stderr: text(&stderr),
+    }
+}
+
+/// A client subcommand, killed and reaped if [`conductor_cli`] panics while it runs.
+struct CliGuard(Child);
+
+impl Drop for CliGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
