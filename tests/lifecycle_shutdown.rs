@@ -69,7 +69,7 @@ fn assert_clean_exit(conductor: &mut Conductor, reason: &str) {
     let output = conductor.output();
     assert_eq!(status.code(), Some(0), "{output}");
     for line in [
-        format!("✓ Shutting down services... ({reason}"),
+        format!("  reason: {reason}"),
         "✓ Records Service stopped".to_owned(),
         "✓ Export Service stopped".to_owned(),
         "✓ Stubborn Service stopped".to_owned(),
@@ -185,7 +185,7 @@ fn window_gets_the_control_api_and_its_exit_shuts_the_app_down() {
     let output = conductor.output();
     assert_eq!(status.code(), Some(0), "{output}");
     for line in [
-        "✓ Shutting down services... (the window exited",
+        "  reason: the window exited",
         "✓ Records Service stopped",
         "✓ Exiting",
     ] {
@@ -227,7 +227,7 @@ fn second_sigint_during_a_slow_stop_kills_every_group_and_exits_1() {
     conductor.signal(libc::SIGINT);
     wait_until(DEADLINE, "the graceful stop to begin", || {
         let stdout = conductor.stdout();
-        if stdout.contains("✓ Shutting down services... (SIGINT)") {
+        if stdout.contains("  reason: SIGINT") {
             Ok(())
         } else {
             Err(stdout)

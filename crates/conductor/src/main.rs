@@ -37,6 +37,9 @@ enum Command {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    if !matches!(cli.command, Command::Up(_)) {
+        restore_sigpipe();
+    }
     match cli.command {
         Command::Up(args) => up::run(&args, &cli.target),
         Command::Check(args) => check::run(&args, cli.target.registry.as_deref()),
@@ -74,6 +77,18 @@ fn main() -> ExitCode {
         }
     };
     ExitCode::from(code)
+}
+
+/// Printing commands behave like other command-line tools in a pipeline: `conductor status |
+/// head -1` ends quietly instead of panicking on a closed stdout. Rust ignores SIGPIPE by
+/// default; `up` keeps ignoring it, because a closed terminal must not kill the supervisor
+/// in the middle of running the fleet.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: resetting one signal's disposition to its default, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 fn print_clap(message: &clap::Error) {

@@ -237,7 +237,8 @@ async fn serve(
         exit = window_exit(&mut window) => format!("the window exited ({exit})"),
     };
     tracing::info!(%reason, "shutting down");
-    println!("✓ Shutting down services... ({reason})");
+    println!("✓ Shutting down services...");
+    println!("  reason: {reason}");
     let _ = std::io::stdout().flush();
 
     // A second SIGINT (or SIGTERM) during the graceful stop kills every group at once.
