@@ -2,8 +2,11 @@
 //! Each subcommand is a module with `run(args)`; this file only parses and dispatches.
 //! Tasks are Rust, need no network, and write only under `target/`.
 
+mod bench;
+mod bundle;
 mod demo;
 mod fixtures;
+mod gates;
 mod tidy;
 mod util;
 mod verify;
@@ -12,8 +15,11 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   fixtures   build the fake-service fixture (debug)
-  verify     fmt, clippy, every test, then the verification gates
-  demo       run conductor with fixtures/demo.toml in a fresh temp data dir";
+  verify     fmt, clippy, every test, cargo-deny, then the five verification gates
+             (--self-test: check each gate fails against a deliberately broken setup)
+  demo       run conductor with fixtures/demo.toml in a fresh temp data dir
+  bench      measure startup, recovery, footprint, logs, control API, shutdown, scale
+  bundle     build the release tar.gz in target/bundle/";
 
 fn main() -> std::process::ExitCode {
     let mut args = std::env::args().skip(1);
@@ -26,6 +32,8 @@ fn main() -> std::process::ExitCode {
         "fixtures" => fixtures::run(&rest),
         "verify" => verify::run(&rest),
         "demo" => demo::run(&rest),
+        "bench" => bench::run(&rest),
+        "bundle" => bundle::run(&rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())

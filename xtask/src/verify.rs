@@ -1,15 +1,70 @@
 //! `cargo xtask verify`: every check a change must pass, in the order that fails fastest:
 //! formatting, clippy with warnings denied, the fixtures, every test (nextest when installed,
-//! else `cargo test`), cargo-deny, then the five gates of SPEC §8 against the real binary.
-//! Each step prints `✓ <step>` or `✗ <step>: <why>`; any ✗ makes verify fail.
+//! else `cargo test`), cargo-deny, then the five gates of SPEC §8 against the real binary
+//! (`gates.rs`) and their self-test, then the bundle test. Each step prints `✓ <step>` or
+//! `✗ <step>: <why>`; any ✗ makes verify fail.
+//!
+//! `--gates` runs only the build and the five gates; `--self-test` runs the build and then each
+//! gate against a deliberately broken setup, failing if any gate passes there. The release
+//! bundle is not built here (a release build takes minutes on two cores): verify packs the
+//! debug binary the same way and runs the bundle test on it (`cargo xtask bundle --test` does
+//! the real one).
 
 use std::process::Command;
 
 use anyhow::bail;
 
-use crate::util::{cargo, has_cargo_plugin, run_checked};
+use crate::{
+    bundle, gates,
+    util::{cargo, has_cargo_plugin, run_checked},
+};
 
-pub(crate) fn run(_args: &[String]) -> anyhow::Result<()> {
+const USAGE: &str = "usage: cargo xtask verify [--gates | --self-test]
+  (no flag)    fmt, clippy, fixtures, tests, cargo-deny, the five gates and their
+               self-test, the bundle test (on the debug build)
+  --gates      only build conductor and fake-service and run the five gates
+  --self-test  only build and check that each gate fails against a broken setup";
+
+pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [] => everything(),
+        ["--gates"] => {
+            let failed = build_and_run_gates()?;
+            if failed.is_empty() {
+                Ok(())
+            } else {
+                bail!("{} gate(s) failed: {}", failed.len(), failed.join(", "))
+            }
+        }
+        ["--self-test"] => {
+            build_binaries()?;
+            gates::self_test(&gates::env()?)
+        }
+        ["-h" | "--help"] => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => bail!("unexpected arguments {args:?}\n{USAGE}"),
+    }
+}
+
+/// The debug binaries the gates run.
+fn build_binaries() -> anyhow::Result<()> {
+    run_checked(cargo().args(["build", "--quiet", "-p", "conductor", "-p", "fake-service"]))
+}
+
+/// Builds the binaries and runs the gates; returns the names of the failed gates.
+fn build_and_run_gates() -> anyhow::Result<Vec<String>> {
+    build_binaries()?;
+    Ok(gates::run_all(&gates::env()?))
+}
+
+fn everything() -> anyhow::Result<()> {
     let mut failures = Vec::new();
     let mut step = |name: &str, command: &mut Command| match run_checked(command) {
         Ok(()) => println!("✓ {name}"),
@@ -57,6 +112,31 @@ pub(crate) fn run(_args: &[String]) -> anyhow::Result<()> {
     } else {
         println!("✗ deny: cargo-deny is not installed; run `cargo install cargo-deny --locked`");
         failures.push("deny".to_owned());
+    }
+
+    match build_and_run_gates() {
+        Ok(failed) => failures.extend(failed),
+        Err(err) => {
+            println!("✗ gates: {err:#}");
+            failures.push("gates".to_owned());
+        }
+    }
+
+    // Cheap (a few seconds), and it proves each gate above can fail.
+    match gates::env().and_then(|env| gates::self_test(&env)) {
+        Ok(()) => println!("✓ gates self-test"),
+        Err(err) => {
+            println!("✗ gates self-test: {err:#}");
+            failures.push("gates self-test".to_owned());
+        }
+    }
+
+    match bundle::test_debug_bundle() {
+        Ok(()) => println!("✓ bundle"),
+        Err(err) => {
+            println!("✗ bundle: {err:#}");
+            failures.push("bundle".to_owned());
+        }
     }
 
     if failures.is_empty() {

@@ -34,6 +34,39 @@ const KILL_GRACE: Duration = Duration::from_secs(5);
 const MEMBER_POLL_FIRST: Duration = Duration::from_millis(1);
 const MEMBER_POLL_MAX: Duration = Duration::from_millis(50);
 
+/// TEST-ONLY switch: when this variable is `1` in conductor's environment, [`ProcessGroup`]
+/// signals only the leader's pid instead of its whole group (stop, wait and drop alike) and
+/// stops looking at the rest of the group. It exists so that `cargo xtask verify --self-test`
+/// can prove the shutdown gate notices a grandchild that outlives its service; nothing else may
+/// set it, since it deliberately breaks the "no process survives a stop" invariant.
+/// Read once, on first use.
+const TEST_DISABLE_GROUP_KILL: &str = "CONDUCTOR_TEST_DISABLE_GROUP_KILL";
+
+/// Whether [`TEST_DISABLE_GROUP_KILL`] is set; read once per process.
+fn group_kill_disabled() -> bool {
+    static DISABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *DISABLED.get_or_init(|| {
+        let disabled = std::env::var_os(TEST_DISABLE_GROUP_KILL).is_some_and(|value| value == "1");
+        if disabled {
+            tracing::warn!(
+                "{TEST_DISABLE_GROUP_KILL}=1: process groups are NOT killed, only their leaders \
+                 (a test-only switch; grandchildren will survive)"
+            );
+        }
+        disabled
+    })
+}
+
+/// Sends `signal` to the group led by `pgid`, or to the leader alone under the test-only
+/// [`TEST_DISABLE_GROUP_KILL`] switch.
+fn signal_group_or_leader(pgid: u32, signal: GroupSignal) -> io::Result<()> {
+    if group_kill_disabled() {
+        sys::signal_leader(pgid, signal)
+    } else {
+        sys::signal_group(pgid, signal)
+    }
+}
+
 /// What to start: a program with its arguments, working directory and extra environment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SpawnSpec {
@@ -365,6 +398,10 @@ impl ProcessGroup {
     /// cannot be seen (no `/proc`), resolves at once and the SIGKILL that always follows is
     /// what ends the rest. Cancel-safe: it holds no state.
     async fn rest_of_group_gone(&self) {
+        if group_kill_disabled() {
+            // Under the test-only switch the rest of the group is deliberately left alone.
+            return;
+        }
         let mut pause = MEMBER_POLL_FIRST;
         while sys::live_members_besides(self.pid, self.pid).is_some_and(|n| n > 0) {
             tokio::time::sleep(pause).await;
@@ -405,7 +442,7 @@ impl ProcessGroup {
     }
 
     fn signal(&self, signal: GroupSignal) -> Result<(), StopError> {
-        sys::signal_group(self.pid, signal).map_err(|source| {
+        signal_group_or_leader(self.pid, signal).map_err(|source| {
             let kind = if source.kind() == io::ErrorKind::Unsupported {
                 StopErrorKind::Unsupported
             } else {
@@ -438,7 +475,7 @@ impl Drop for ProcessGroup {
             return;
         }
         // Never blocks: the leader is reaped later by tokio's orphan reaper.
-        match sys::signal_group(self.pid, GroupSignal::Kill) {
+        match signal_group_or_leader(self.pid, GroupSignal::Kill) {
             Ok(()) => tracing::debug!(pgid = self.pid, "killed process group on drop"),
             Err(error) => {
                 tracing::warn!(pgid = self.pid, %error, "could not kill process group on drop");

@@ -131,6 +131,22 @@ pub(crate) fn signal_group(pgid: u32, signal: GroupSignal) -> io::Result<()> {
     }
 }
 
+/// Sends `signal` to the leader of group `pgid` only, not to the rest of its group: the
+/// test-only `CONDUCTOR_TEST_DISABLE_GROUP_KILL` switch of `group.rs`. A leader that no longer
+/// exists is not an error.
+pub(crate) fn signal_leader(pgid: u32, signal: GroupSignal) -> io::Result<()> {
+    let pid = child_group(pgid)?;
+    let signal = match signal {
+        GroupSignal::Terminate => Signal::SIGTERM,
+        GroupSignal::Continue => Signal::SIGCONT,
+        GroupSignal::Kill => Signal::SIGKILL,
+    };
+    match nix::sys::signal::kill(pid, signal) {
+        Ok(()) | Err(Errno::ESRCH) => Ok(()),
+        Err(errno) => Err(errno.into()),
+    }
+}
+
 /// `killpg(0)` means our own group and `killpg(1)` init's: neither can be a child's group.
 fn child_group(pgid: u32) -> io::Result<Pid> {
     match i32::try_from(pgid) {

@@ -22,6 +22,10 @@ pub(crate) fn signal_group(_pgid: u32, _signal: GroupSignal) -> io::Result<()> {
     Err(unsupported())
 }
 
+pub(crate) fn signal_leader(_pgid: u32, _signal: GroupSignal) -> io::Result<()> {
+    Err(unsupported())
+}
+
 /// Never constructed in practice: `prepare` refuses every spawn.
 #[derive(Debug)]
 pub(crate) struct ExitWatch;

@@ -1,0 +1,94 @@
+//! What the bench reads from Linux `/proc`: a process's RSS, CPU time, state and start time,
+//! and the machine's description for the report.
+//! Linux only, like the bench; it never writes anything there.
+
+use std::{fs, time::Duration};
+
+/// `VmRSS` (or another `/proc/<pid>/status` field given in kB) in bytes.
+pub(crate) fn status_bytes(pid: u32, field: &str) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with(field))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// The fields of `/proc/<pid>/stat` after the command name (which may hold spaces and parens):
+/// index 0 is the state (field 3 of proc(5)).
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// User plus system CPU time of the whole process (every thread, living or exited).
+pub(crate) fn cpu_time(pid: u32) -> Option<Duration> {
+    let fields = stat_fields(pid)?;
+    // utime and stime are fields 14 and 15 of proc(5), so 11 and 12 here.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(ticks_to_duration(utime + stime))
+}
+
+/// Start time since boot in clock ticks (field 22): with the pid, names one process for good.
+pub(crate) fn start_time(pid: u32) -> Option<u64> {
+    stat_fields(pid)?.get(19)?.parse().ok()
+}
+
+/// Whether the process is gone: no `/proc` entry, or a zombie (a dead child nobody reaped yet;
+/// in a container whose PID 1 never reaps, orphans stay zombies).
+pub(crate) fn is_gone(pid: u32) -> bool {
+    match stat_fields(pid) {
+        None => true,
+        Some(fields) => matches!(fields.first().map(String::as_str), Some("Z" | "X" | "x")),
+    }
+}
+
+/// Whether `pid` still names the process that had `start`.
+pub(crate) fn is_same_live_process(pid: u32, start: u64) -> bool {
+    !is_gone(pid) && start_time(pid) == Some(start)
+}
+
+fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(ticks).ok().filter(|&t| t > 0).unwrap_or(100)
+}
+
+fn ticks_to_duration(ticks: u64) -> Duration {
+    let per_second = clock_ticks_per_second();
+    Duration::from_secs(ticks / per_second)
+        + Duration::from_nanos((ticks % per_second) * 1_000_000_000 / per_second)
+}
+
+/// The resolution of [`cpu_time`].
+pub(crate) fn cpu_time_resolution() -> Duration {
+    ticks_to_duration(1)
+}
+
+/// Cores, kernel, CPU model and memory, for the report.
+pub(crate) fn machine() -> serde_json::Value {
+    let cpu_model = fs::read_to_string("/proc/cpuinfo").ok().and_then(|info| {
+        info.lines()
+            .find(|line| line.starts_with("model name"))
+            .and_then(|line| line.split_once(':'))
+            .map(|(_, model)| model.trim().to_owned())
+    });
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
+        .ok()
+        .map(|release| release.trim().to_owned());
+    let memory = fs::read_to_string("/proc/meminfo").ok().and_then(|info| {
+        info.lines()
+            .find(|line| line.starts_with("MemTotal:"))
+            .and_then(|line| line.split_whitespace().nth(1))
+            .and_then(|kib| kib.parse::<u64>().ok())
+            .map(|kib| kib * 1024)
+    });
+    serde_json::json!({
+        "cores": std::thread::available_parallelism().map(usize::from).ok(),
+        "kernel": kernel,
+        "cpu_model": cpu_model,
+        "memory_bytes": memory,
+        "os": std::env::consts::OS,
+        "arch": std::env::consts::ARCH,
+    })
+}
