@@ -53,10 +53,15 @@ pub(crate) fn run(args: &UpArgs, target: &Target) -> anyhow::Result<()> {
     let paths = Paths::under(&user_data);
     std::fs::create_dir_all(&paths.logs)
         .with_context(|| format!("creating the log directory {}", paths.logs.display()))?;
-    let (writer, tracing_guard) = tracing_appender::non_blocking(tracing_appender::rolling::never(
-        &paths.logs,
-        "conductor.log",
-    ));
+    // The default queue holds 128 000 lines and touches every slot up front (4 MiB of RSS);
+    // conductor logs a few lines per lifecycle event, so 1 000 is plenty (beyond it, lines
+    // are dropped rather than blocking, as with the default).
+    let (writer, tracing_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(1000)
+        .finish(tracing_appender::rolling::never(
+            &paths.logs,
+            "conductor.log",
+        ));
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CONDUCTOR_LOG")

@@ -1,5 +1,5 @@
 //! Readiness: probe until the service is up or the ready timeout is spent, polling fast at
-//! first (5 ms, doubling to 250 ms) so readiness is seen within milliseconds of happening.
+//! first (1 ms, doubling to 250 ms) so readiness is seen within milliseconds of happening.
 //! It does not start, stop or restart anything; what a [`NotReady`] means is the caller's call.
 
 use std::time::Duration;
@@ -8,8 +8,9 @@ use tokio::time::Instant;
 
 use crate::{Probe, ProbeOutcome, Prober, duration::human};
 
-/// The first pause between attempts.
-const FIRST_RETRY: Duration = Duration::from_millis(5);
+/// The first pause between attempts. A typical local service listens a few milliseconds
+/// after exec, so the first retries are where readiness is usually seen: 1, 2, 4, 8 ms ….
+const FIRST_RETRY: Duration = Duration::from_millis(1);
 /// Pauses double up to this.
 const MAX_RETRY: Duration = Duration::from_millis(250);
 /// One attempt never takes longer than this, so a hung attempt cannot eat the whole budget.
@@ -32,7 +33,7 @@ fn probes(attempts: u32) -> &'static str {
 }
 
 impl Prober {
-    /// Probes at once, then again after 5 ms, 10 ms, 20 ms … (at most 250 ms apart), each
+    /// Probes at once, then again after 1 ms, 2 ms, 4 ms … (at most 250 ms apart), each
     /// attempt limited to the smaller of the time left and 2 s, until one is up
     /// ([`ProbeOutcome::is_up`]) and returned, or `ready_timeout` is spent.
     pub async fn wait_ready(
