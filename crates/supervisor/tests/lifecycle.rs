@@ -26,20 +26,7 @@ async fn dependencies_are_running_before_a_dependent_is_spawned() {
             .all(|s| s.outcome == StartOutcome::Started),
         "{report:?}"
     );
-    let events: Vec<(String, ServiceState)> = {
-        fleet.drain_states("api");
-        fleet
-            .seen
-            .iter()
-            .filter_map(|event| match event {
-                Event::ServiceStatusChanged {
-                    service_name,
-                    status,
-                } => Some((service_name.clone(), status.status)),
-                _ => None,
-            })
-            .collect()
-    };
+    let events = fleet.transitions();
     let position = |name: &str, state| {
         events
             .iter()
@@ -493,18 +480,7 @@ async fn sequential_startup_starts_one_service_at_a_time_in_file_order() {
     ];
     let mut fleet = Fleet::new(&services, "startup = \"sequential\"").await;
     fleet.conductor.start_all().await.expect("startup succeeds");
-    fleet.drain_states("first");
-    let transitions: Vec<(String, ServiceState)> = fleet
-        .seen
-        .iter()
-        .filter_map(|event| match event {
-            Event::ServiceStatusChanged {
-                service_name,
-                status,
-            } => Some((service_name.clone(), status.status)),
-            _ => None,
-        })
-        .collect();
+    let transitions = fleet.transitions();
     use ServiceState::*;
     let expected: Vec<(String, ServiceState)> = ["first", "second", "third"]
         .iter()

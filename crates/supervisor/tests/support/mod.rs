@@ -180,6 +180,23 @@ impl Fleet {
         }
     }
 
+    /// Every (service, state) change seen so far, in order, including those still queued.
+    pub fn transitions(&mut self) -> Vec<(String, ServiceState)> {
+        while let Ok(event) = self.events.live.try_recv() {
+            self.seen.push(event.event.clone());
+        }
+        self.seen
+            .iter()
+            .filter_map(|event| match event {
+                Event::ServiceStatusChanged {
+                    service_name,
+                    status,
+                } => Some((service_name.clone(), status.status)),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The states `name` went through, from the events seen so far plus any still queued.
     pub fn drain_states(&mut self, name: &str) -> Vec<(ServiceState, Option<u32>)> {
         while let Ok(event) = self.events.live.try_recv() {
