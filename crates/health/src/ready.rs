@@ -1,5 +1,6 @@
 //! Readiness: probe until the service is up or the ready timeout is spent, polling fast at
-//! first (1 ms, doubling to 250 ms) so readiness is seen within milliseconds of happening.
+//! first (every 1 ms for 10 ms, then doubling to 250 ms) so readiness is seen within
+//! milliseconds of happening.
 //! It does not start, stop or restart anything; what a [`NotReady`] means is the caller's call.
 
 use std::time::Duration;
@@ -13,6 +14,9 @@ use crate::{Probe, ProbeOutcome, Prober, duration::human};
 const FIRST_RETRY: Duration = Duration::from_millis(1);
 /// Pauses double up to this.
 const MAX_RETRY: Duration = Duration::from_millis(250);
+/// For this long after the first attempt the pause stays at [`FIRST_RETRY`]: a local service
+/// usually starts listening within it, and a connect to a closed port costs microseconds.
+const FAST_WINDOW: Duration = Duration::from_millis(10);
 /// One attempt never takes longer than this, so a hung attempt cannot eat the whole budget.
 const MAX_ATTEMPT: Duration = Duration::from_secs(2);
 
@@ -33,7 +37,7 @@ fn probes(attempts: u32) -> &'static str {
 }
 
 impl Prober {
-    /// Probes at once, then again after 1 ms, 2 ms, 4 ms … (at most 250 ms apart), each
+    /// Probes at once, then every 1 ms for 10 ms, then 2 ms, 4 ms … (at most 250 ms apart), each
     /// attempt limited to the smaller of the time left and 2 s, until one is up
     /// ([`ProbeOutcome::is_up`]) and returned, or `ready_timeout` is spent.
     pub async fn wait_ready(
@@ -77,7 +81,9 @@ impl Prober {
             }
             tracing::trace!(correlation_id, attempts, reason = %last, "not ready yet");
             tokio::time::sleep_until((now + pause).min(deadline)).await;
-            pause = (pause * 2).min(MAX_RETRY);
+            if started.elapsed() >= FAST_WINDOW {
+                pause = (pause * 2).min(MAX_RETRY);
+            }
         }
     }
 }
