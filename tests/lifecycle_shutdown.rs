@@ -90,6 +90,20 @@ fn assert_clean_exit(conductor: &mut Conductor, reason: &str) {
             "{file} left behind after a clean exit"
         );
     }
+    // conductor's own log is written through a non-blocking appender: its last lines only
+    // reach the file if the appender is flushed on exit.
+    let own_log = std::fs::read_to_string(data.join("logs").join("conductor.log"))
+        .expect("conductor.log exists after a clean exit");
+    let last = own_log.lines().last().unwrap_or_default();
+    assert!(own_log.contains("shutting down"), "{own_log}");
+    assert!(
+        own_log.contains(reason),
+        "the shutdown reason is not in conductor.log:\n{own_log}"
+    );
+    assert!(
+        last.contains("conductor exiting"),
+        "conductor.log was not flushed on exit; its last line: {last:?}"
+    );
 }
 
 #[test]

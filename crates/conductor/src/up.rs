@@ -81,7 +81,8 @@ pub(crate) fn run(args: &UpArgs, target: &Target) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     let result = runtime.block_on(serve(registry, paths, args));
     runtime.shutdown_timeout(Duration::from_secs(2));
-    // Flushes conductor.log.
+    tracing::info!(ok = result.is_ok(), "conductor exiting");
+    // Flushes conductor.log: without it the lines above could still be in the queue.
     drop(tracing_guard);
     if result.is_ok() {
         println!("✓ Logs flushed");
