@@ -1,7 +1,10 @@
-//! The compressor thread of one service: gzips files the writer rotated out, shifts the
-//! numbered files (`<service>.1.log.gz` newest) and deletes those beyond `max_files`.
+//! The compressor thread of a [`crate::Logs`], shared by all its services: gzips files the
+//! writer thread rotated out, shifts each service's numbered files (`<service>.1.log.gz` newest)
+//! and deletes those beyond `max_files`.
+//! One thread for every service because rotations are rare (one per `max_size` written) and
+//! the work is the same for all; each job names its service.
 //! A file that cannot be compressed is kept uncompressed under its number (`<service>.1.log`),
-//! so no line is lost to a compression failure. It never touches the current `<service>.log`.
+//! so no line is lost to a compression failure. It never touches a current `<service>.log`.
 
 use std::{
     collections::VecDeque,
@@ -12,6 +15,7 @@ use std::{
 };
 
 use flate2::{Compression, write::GzEncoder};
+use tokio::sync::oneshot;
 
 use crate::writer::Reporter;
 
@@ -21,18 +25,31 @@ const IO_BUFFER_BYTES: usize = 256 * 1024;
 /// Work for the compressor, handled in order.
 pub(crate) enum CompressJob {
     /// A file the writer renamed away from `<service>.log`, to become `<service>.1.log.gz`.
-    Compress(PathBuf),
-    /// Answer once every earlier job is done.
-    Sync(mpsc::Sender<()>),
-    /// Delete every numbered file (after finishing or discarding earlier jobs).
-    Clear(mpsc::Sender<Result<(), (PathBuf, io::Error)>>),
+    Compress { service: Reporter, path: PathBuf },
+    /// Answer once every earlier job (of every service) is done.
+    Sync(oneshot::Sender<()>),
+    /// Delete every numbered file of the service (after finishing or discarding its earlier
+    /// jobs).
+    Clear {
+        service: Reporter,
+        reply: mpsc::Sender<Result<(), (PathBuf, io::Error)>>,
+    },
+}
+
+impl CompressJob {
+    fn service(&self) -> Option<&str> {
+        match self {
+            CompressJob::Compress { service, .. } | CompressJob::Clear { service, .. } => {
+                Some(&service.service)
+            }
+            CompressJob::Sync(_) => None,
+        }
+    }
 }
 
 pub(crate) struct Compressor {
     pub(crate) dir: PathBuf,
-    pub(crate) service: String,
     pub(crate) max_files: usize,
-    pub(crate) reporter: Reporter,
 }
 
 impl Compressor {
@@ -51,68 +68,77 @@ impl Compressor {
                 continue;
             };
             match job {
-                CompressJob::Compress(path) => {
+                CompressJob::Compress { service, path } => {
                     // When the writer rotates faster than we compress, a file that `max_files`
-                    // newer ones (or a clear) will push out anyway is not worth compressing.
-                    let newer = pending
+                    // newer ones (or a clear) of the same service will push out anyway is not
+                    // worth compressing.
+                    let same_service = pending
                         .iter()
-                        .filter(|job| matches!(job, CompressJob::Compress(_)))
-                        .count();
-                    let cleared = pending
-                        .iter()
-                        .any(|job| matches!(job, CompressJob::Clear(_)));
+                        .filter(|job| job.service() == Some(service.service.as_str()));
+                    let mut newer = 0;
+                    let mut cleared = false;
+                    for job in same_service {
+                        match job {
+                            CompressJob::Compress { .. } => newer += 1,
+                            CompressJob::Clear { .. } => cleared = true,
+                            CompressJob::Sync(_) => {}
+                        }
+                    }
                     if newer >= self.max_files || cleared {
-                        self.remove(&path);
+                        self.remove(&service, &path);
                     } else {
-                        self.compress(&path);
+                        self.compress(&service, &path);
                     }
                 }
                 CompressJob::Sync(reply) => {
                     let _ = reply.send(());
                 }
-                CompressJob::Clear(reply) => {
-                    let _ = reply.send(self.clear());
+                CompressJob::Clear { service, reply } => {
+                    let _ = reply.send(self.clear(&service.service));
                 }
             }
         }
     }
 
-    fn numbered(&self, number: usize, extension: &str) -> PathBuf {
-        self.dir
-            .join(format!("{}.{number}.{extension}", self.service))
+    fn numbered(&self, service: &str, number: usize, extension: &str) -> PathBuf {
+        self.dir.join(format!("{service}.{number}.{extension}"))
     }
 
-    fn compress(&self, path: &Path) {
-        let temporary = self.dir.join(format!("{}.log.gz.tmp", self.service));
-        let newest = self.numbered(1, "log.gz");
+    fn compress(&self, service: &Reporter, path: &Path) {
+        let temporary = self.dir.join(format!("{}.log.gz.tmp", service.service));
+        let newest = self.numbered(&service.service, 1, "log.gz");
         match gzip(path, &temporary) {
             Ok(()) => {
-                self.shift();
+                self.shift(service);
                 match fs::rename(&temporary, &newest) {
-                    Ok(()) => self.remove(path),
+                    Ok(()) => self.remove(service, path),
                     Err(error) => {
-                        self.remove(&temporary);
-                        self.keep_uncompressed(path, &format!("renaming it failed: {error}"));
+                        self.remove(service, &temporary);
+                        self.keep_uncompressed(
+                            service,
+                            path,
+                            &format!("renaming it failed: {error}"),
+                        );
                     }
                 }
             }
             Err(error) => {
-                self.remove(&temporary);
-                self.shift();
-                self.keep_uncompressed(path, &format!("compressing it failed: {error}"));
+                self.remove(service, &temporary);
+                self.shift(service);
+                self.keep_uncompressed(service, path, &format!("compressing it failed: {error}"));
             }
         }
     }
 
     /// Puts a rotated file in the numbered slot 1 without compressing it.
-    fn keep_uncompressed(&self, path: &Path, why: &str) {
-        let newest = self.numbered(1, "log");
+    fn keep_uncompressed(&self, service: &Reporter, path: &Path, why: &str) {
+        let newest = self.numbered(&service.service, 1, "log");
         match fs::rename(path, &newest) {
-            Ok(()) => self.reporter.problem(format!(
+            Ok(()) => service.problem(format!(
                 "rotated log kept uncompressed as {}: {why}",
                 newest.display()
             )),
-            Err(error) => self.reporter.problem(format!(
+            Err(error) => service.problem(format!(
                 "rotated log left at {}: {why}; renaming it failed: {error}",
                 path.display()
             )),
@@ -120,17 +146,18 @@ impl Compressor {
     }
 
     /// Makes room for a new slot 1: `.N` becomes `.N+1`, the file in slot `max_files` goes.
-    fn shift(&self) {
+    fn shift(&self, service: &Reporter) {
+        let name = &service.service;
         for extension in ["log.gz", "log"] {
-            self.remove(&self.numbered(self.max_files, extension));
+            self.remove(service, &self.numbered(name, self.max_files, extension));
         }
         for number in (1..self.max_files).rev() {
             for extension in ["log.gz", "log"] {
-                let from = self.numbered(number, extension);
-                let to = self.numbered(number + 1, extension);
+                let from = self.numbered(name, number, extension);
+                let to = self.numbered(name, number + 1, extension);
                 match fs::rename(&from, &to) {
                     Err(error) if error.kind() != io::ErrorKind::NotFound => {
-                        self.reporter.problem(format!(
+                        service.problem(format!(
                             "could not shift rotated log {}: {error}",
                             from.display()
                         ));
@@ -141,21 +168,20 @@ impl Compressor {
         }
     }
 
-    fn remove(&self, path: &Path) {
+    fn remove(&self, service: &Reporter, path: &Path) {
         if let Err(error) = remove_if_exists(path) {
-            self.reporter
-                .problem(format!("could not delete {}: {error}", path.display()));
+            service.problem(format!("could not delete {}: {error}", path.display()));
         }
     }
 
-    fn clear(&self) -> Result<(), (PathBuf, io::Error)> {
+    fn clear(&self, service: &str) -> Result<(), (PathBuf, io::Error)> {
         let mut first_error = None;
         // Slots beyond max_files may exist from a run with a larger setting.
         let mut number = 1;
         loop {
             let mut found = false;
             for extension in ["log.gz", "log"] {
-                let path = self.numbered(number, extension);
+                let path = self.numbered(service, number, extension);
                 match fs::remove_file(&path) {
                     Ok(()) => found = true,
                     Err(error) if error.kind() == io::ErrorKind::NotFound => {}

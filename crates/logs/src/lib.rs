@@ -3,6 +3,10 @@
 //! at a size limit into gzip-compressed `<service>.N.log.gz` files (1 is the newest).
 //! Entry point: [`Logs`]; the pure pieces ([`LineFramer`], [`detect_level`]) are public too.
 //!
+//! Per service there are only tokio capture tasks and a small shared state (tail and write
+//! queue); the disk is served by one writer thread and one compressor thread per [`Logs`],
+//! however many services it captures.
+//!
 //! File line format, one line per captured line (or piece of an over-long line):
 //!
 //! ```text

@@ -5,6 +5,8 @@
 //! When the write queue of a service holds [`MAX_BACKLOG_BYTES`], further batches still reach
 //! the tail but not the file: they are counted as dropped, reported as a [`LogProblem`] and
 //! noted in the service's log.
+//! The disk side is one writer thread and one compressor thread per [`Logs`] (see the `writer`
+//! module), whatever the number of services.
 
 use std::{
     collections::HashMap,
@@ -28,7 +30,7 @@ use crate::{
     frame::LineFramer,
     level::detect_level,
     tail::{Batch, Tail, materialise},
-    writer::{self, Counters, Job, Reporter, ServiceLog, ServiceState, WriterConfig},
+    writer::{self, Counters, Job, Reporter, ServiceLog, ServiceState, WriterConfig, WriterHandle},
 };
 
 /// Default size at which a service's log file is rotated (10 MB).
@@ -113,8 +115,9 @@ pub struct LogStats {
 
 /// The log capture of all services; cheap to clone (a shared handle).
 ///
-/// Per service, one writer thread and one compressor thread start with its first line; they
-/// stop when the last handle (including those held by running captures) is dropped.
+/// One writer thread and one compressor thread serve all services of a `Logs` (and its
+/// clones); they start with the first service and stop, after writing what was captured, when
+/// the last handle (including those held by running captures) is dropped.
 #[derive(Clone)]
 pub struct Logs {
     inner: Arc<Inner>,
@@ -123,6 +126,8 @@ pub struct Logs {
 struct Inner {
     config: LogConfig,
     services: Mutex<HashMap<String, Arc<ServiceLog>>>,
+    /// Started with the first service (and tried again with the next one if that failed).
+    writer: Mutex<Option<Arc<WriterHandle>>>,
     counters: Arc<Counters>,
     entries: broadcast::Sender<LogEntry>,
     problems: broadcast::Sender<LogProblem>,
@@ -131,14 +136,12 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let services = self
-            .services
+        let writer = self
+            .writer
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner);
-        for service in services.values() {
-            let mut state = service.lock();
-            state.queue.push_back(Job::Shutdown);
-            service.wake.notify_one();
+        if let Some(writer) = writer.take() {
+            writer.shutdown();
         }
     }
 }
@@ -164,6 +167,7 @@ impl Logs {
             inner: Arc::new(Inner {
                 config,
                 services: Mutex::new(HashMap::new()),
+                writer: Mutex::new(None),
                 counters: Arc::new(Counters::default()),
                 entries: broadcast::channel(1024).0,
                 problems: broadcast::channel(64).0,
@@ -192,7 +196,7 @@ impl Logs {
 
     async fn run_capture<R>(
         &self,
-        service: &ServiceLog,
+        service: &Arc<ServiceLog>,
         stream: Stream,
         mut reader: R,
     ) -> CaptureSummary
@@ -290,10 +294,8 @@ impl Logs {
             state.tail.clear();
             // Unwritten batches would be deleted right after being written.
             state.queue.retain(|job| !matches!(job, Job::Batch(_)));
-            if !state.writer_stopped {
-                let (tx, rx) = oneshot::channel();
-                state.queue.push_back(Job::Clear(tx));
-                service.wake.notify_one();
+            let (tx, rx) = oneshot::channel();
+            if service.enqueue(&mut state, Job::Clear(tx)) {
                 replies.push(rx);
             }
         }
@@ -326,10 +328,8 @@ impl Logs {
         let mut replies = Vec::new();
         for service in self.services().values() {
             let mut state = service.lock();
-            if !state.writer_stopped {
-                let (tx, rx) = oneshot::channel();
-                state.queue.push_back(Job::Flush(tx));
-                service.wake.notify_one();
+            let (tx, rx) = oneshot::channel();
+            if service.enqueue(&mut state, Job::Flush(tx)) {
                 replies.push(rx);
             }
         }
@@ -363,12 +363,14 @@ impl Logs {
         }
     }
 
-    /// The service's shared state, created (with its writer thread) on first use.
+    /// The service's shared state, created on first use (starting the writer thread with the
+    /// first service).
     fn service(&self, name: &str) -> Arc<ServiceLog> {
         let mut services = self.services();
         if let Some(service) = services.get(name) {
             return Arc::clone(service);
         }
+        let writer = self.writer(name);
         let service = Arc::new(ServiceLog {
             name: name.to_string(),
             state: Mutex::new(ServiceState {
@@ -377,34 +379,53 @@ impl Logs {
                 queue: Default::default(),
                 queued_bytes: 0,
                 dropped_unreported: 0,
-                writer_stopped: false,
+                scheduled: false,
             }),
-            wake: Default::default(),
+            writer,
         });
-        let config = WriterConfig {
-            dir: self.inner.config.dir.clone(),
-            max_size: self.inner.config.max_size,
-            max_files: self.inner.config.max_files,
-        };
-        let reporter = self.reporter(name);
-        let started = writer::spawn(
-            Arc::clone(&service),
-            config,
-            Arc::clone(&self.inner.counters),
-            reporter.clone(),
-        );
-        if let Err(error) = started {
-            service.lock().writer_stopped = true;
-            reporter.problem(format!(
-                "cannot start its log writer thread: {error}; lines are kept in memory only"
-            ));
+        if let Some(writer) = &service.writer {
+            // Served once with an empty queue, so that the writer picks up its interrupted
+            // rotations now rather than with its first line.
+            service.lock().scheduled = true;
+            writer.ready(Arc::clone(&service));
         }
         services.insert(name.to_string(), Arc::clone(&service));
         service
     }
 
+    /// The writer thread, started if this is the first service (or starting failed before);
+    /// `None`, reported as a problem of `service`, if it cannot be started.
+    fn writer(&self, service: &str) -> Option<Arc<WriterHandle>> {
+        let mut writer = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(writer) = &*writer {
+            return Some(Arc::clone(writer));
+        }
+        let config = WriterConfig {
+            dir: self.inner.config.dir.clone(),
+            max_size: self.inner.config.max_size,
+            max_files: self.inner.config.max_files,
+        };
+        match writer::spawn(
+            config,
+            Arc::clone(&self.inner.counters),
+            self.inner.problems.clone(),
+        ) {
+            Ok(started) => Some(Arc::clone(writer.insert(started))),
+            Err(error) => {
+                self.reporter(service).problem(format!(
+                    "cannot start its log writer thread: {error}; lines are kept in memory only"
+                ));
+                None
+            }
+        }
+    }
+
     /// Stamps `batch` and hands it to the tail, the writer and followers.
-    fn submit(&self, service: &ServiceLog, batch: Batch) {
+    fn submit(&self, service: &Arc<ServiceLog>, batch: Batch) {
         let n_lines = batch.lines.len() as u64;
         if n_lines == 0 {
             return;
@@ -418,7 +439,7 @@ impl Logs {
             let mut state = service.lock();
             let batch = self.stamp(&mut state, batch, now_ms);
             let footprint = batch.footprint();
-            if state.writer_stopped {
+            if service.writer.is_none() {
                 let counters = &self.inner.counters;
                 counters.unwritten.fetch_add(n_lines, Ordering::Relaxed);
             } else if state.queued_bytes + footprint > MAX_BACKLOG_BYTES {
@@ -430,8 +451,7 @@ impl Logs {
                     self.note_drops(service, &mut state, now_ms);
                 }
                 state.queued_bytes += footprint;
-                state.queue.push_back(Job::Batch(Arc::clone(&batch)));
-                service.wake.notify_one();
+                service.enqueue(&mut state, Job::Batch(Arc::clone(&batch)));
             }
             batch
         };
@@ -458,17 +478,16 @@ impl Logs {
     }
 
     /// Reports dropped lines not yet reported, even if the backlog is still full.
-    fn report_drops(&self, service: &ServiceLog) {
+    fn report_drops(&self, service: &Arc<ServiceLog>) {
         let mut state = service.lock();
         if state.dropped_unreported > 0 {
             let now_ms = state.last_ms;
             self.note_drops(service, &mut state, now_ms);
-            service.wake.notify_one();
         }
     }
 
     /// Reports the dropped-line count as a problem and as a line in the service's own log.
-    fn note_drops(&self, service: &ServiceLog, state: &mut ServiceState, now_ms: u64) {
+    fn note_drops(&self, service: &Arc<ServiceLog>, state: &mut ServiceState, now_ms: u64) {
         let n_dropped = std::mem::take(&mut state.dropped_unreported);
         let message = format!(
             "conductor: {n_dropped} lines of this service were not written to its log file \
@@ -478,7 +497,7 @@ impl Logs {
         note.push(&message, LogLevel::Warn, false);
         let note = self.stamp(state, note, now_ms);
         state.queued_bytes += note.footprint();
-        state.queue.push_back(Job::Batch(note));
+        service.enqueue(state, Job::Batch(note));
         self.reporter(&service.name).problem(message);
     }
 }

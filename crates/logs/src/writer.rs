@@ -1,12 +1,18 @@
-//! The writer thread of one service: takes batches queued by the capture tasks, appends them to
-//! `<dir>/<service>.log` in the file line format, rotates the file at `max_size` and hands
-//! rotated files to the service's compressor thread.
-//! Disk trouble (full disk, unwritable directory) is reported once; lines keep going to the
-//! in-memory tail and writing is retried at most once a second while lines arrive.
-//! It never blocks a capture task: they only lock the queue for a push.
+//! The writer thread of a [`crate::Logs`], shared by all its services: takes the batches the
+//! capture tasks queued per service, appends them to `<dir>/<service>.log` in the file line
+//! format, rotates each file at `max_size` and hands rotated files to the compressor thread.
+//! One thread for every service (not one per service) so that a hundred services cost two
+//! threads and a few kilobytes each: a service whose queue goes from empty to non-empty puts
+//! itself on the shared ready list; the thread takes up to [`FAIR_SHARE_BYTES`] of a service's
+//! queue, writes it, and moves on to the next ready service, so a bursting service cannot hold
+//! up the others for long.
+//! Disk trouble (full disk, unwritable directory) is reported once per service; lines keep going
+//! to the in-memory tail and writing is retried at most once a second while lines arrive.
+//! It never blocks a capture task: they only lock their queue (and, for an empty queue, the
+//! ready list) for a push.
 
 use std::{
-    collections::VecDeque,
+    collections::{HashMap, VecDeque},
     fs::{self, File, OpenOptions},
     io::{self, Read, Seek, SeekFrom, Write},
     path::PathBuf,
@@ -31,6 +37,10 @@ use crate::{
 const WRITE_CHUNK_BYTES: usize = 256 * 1024;
 /// How often a failing directory or disk is tried again (only while lines arrive).
 const RETRY_INTERVAL: Duration = Duration::from_secs(1);
+/// Queued batch memory the writer takes from one service before serving the next ready one.
+/// A read yields at most 64 KiB, so this is a few reads' worth: large enough that the
+/// switching costs nothing against the writing, small enough that others wait milliseconds.
+pub(crate) const FAIR_SHARE_BYTES: usize = 1024 * 1024;
 
 /// Process-wide line counters.
 #[derive(Debug, Default)]
@@ -58,22 +68,22 @@ impl Reporter {
     }
 }
 
-/// Work for the writer, handled in queue order.
+/// Work for the writer, handled in each service's queue order.
 pub(crate) enum Job {
     Batch(Arc<Batch>),
     /// Answer once every earlier batch is in the file and pending compressions are done.
     Flush(oneshot::Sender<()>),
     /// Delete the service's files (after finishing earlier jobs).
     Clear(oneshot::Sender<Result<(), LogsError>>),
-    /// Finish the queue, wait for the compressor, exit.
-    Shutdown,
 }
 
 /// What the capture tasks and the writer share for one service.
 pub(crate) struct ServiceLog {
     pub(crate) name: String,
     pub(crate) state: Mutex<ServiceState>,
-    pub(crate) wake: Condvar,
+    /// The writer thread serving this service; `None` when it could not be started (capture is
+    /// then memory-only).
+    pub(crate) writer: Option<Arc<WriterHandle>>,
 }
 
 pub(crate) struct ServiceState {
@@ -85,8 +95,8 @@ pub(crate) struct ServiceState {
     pub(crate) queued_bytes: usize,
     /// Lines not queued for the file because the backlog was full, not yet reported.
     pub(crate) dropped_unreported: u64,
-    /// No writer thread: capture is memory-only.
-    pub(crate) writer_stopped: bool,
+    /// On the writer's ready list (or being served): a push need not wake the writer.
+    pub(crate) scheduled: bool,
 }
 
 impl ServiceLog {
@@ -94,57 +104,161 @@ impl ServiceLog {
         // A panic while holding the lock leaves the queue and tail consistent enough to go on.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Queues `job` (the caller holds `state`, this service's lock) and puts the service on the
+    /// writer's ready list unless it is already there. False without a writer: the job is
+    /// dropped, and with it any reply sender in it.
+    pub(crate) fn enqueue(self: &Arc<Self>, state: &mut ServiceState, job: Job) -> bool {
+        let Some(writer) = &self.writer else {
+            return false;
+        };
+        state.queue.push_back(job);
+        if !state.scheduled {
+            state.scheduled = true;
+            writer.ready(Arc::clone(self));
+        }
+        true
+    }
 }
 
-/// Settings of a writer.
+/// Settings of the writer.
 pub(crate) struct WriterConfig {
     pub(crate) dir: PathBuf,
     pub(crate) max_size: u64,
     pub(crate) max_files: usize,
 }
 
-/// Starts the writer (and its compressor) thread for `service`.
+/// The services waiting for the writer thread, and how to wake and stop it.
+pub(crate) struct WriterHandle {
+    ready: Mutex<Ready>,
+    wake: Condvar,
+}
+
+struct Ready {
+    services: VecDeque<Arc<ServiceLog>>,
+    /// No more services will become ready: serve those on the list, then exit.
+    shutdown: bool,
+}
+
+impl WriterHandle {
+    fn lock(&self) -> MutexGuard<'_, Ready> {
+        self.ready.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Puts `service` at the end of the ready list (callers set its `scheduled` first).
+    pub(crate) fn ready(&self, service: Arc<ServiceLog>) {
+        self.lock().services.push_back(service);
+        self.wake.notify_one();
+    }
+
+    /// Lets the thread finish every queue and exit; `Logs` calls it when its last handle goes.
+    pub(crate) fn shutdown(&self) {
+        self.lock().shutdown = true;
+        self.wake.notify_one();
+    }
+
+    /// The next service to serve; `None` once shut down and nothing is left.
+    fn next(&self) -> Option<Arc<ServiceLog>> {
+        let mut ready = self.lock();
+        loop {
+            if let Some(service) = ready.services.pop_front() {
+                return Some(service);
+            }
+            if ready.shutdown {
+                return None;
+            }
+            ready = self
+                .wake
+                .wait(ready)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+/// Starts the writer thread (and its compressor thread) for all services of one `Logs`.
 pub(crate) fn spawn(
-    service: Arc<ServiceLog>,
     config: WriterConfig,
     counters: Arc<Counters>,
-    reporter: Reporter,
-) -> io::Result<()> {
+    problems: broadcast::Sender<LogProblem>,
+) -> io::Result<Arc<WriterHandle>> {
     let (compress_tx, compress_rx) = mpsc::channel();
     let compressor = Compressor {
         dir: config.dir.clone(),
-        service: service.name.clone(),
         max_files: config.max_files,
-        reporter: reporter.clone(),
     };
     let compressor = thread::Builder::new()
-        .name(format!("logs-gzip-{}", service.name))
+        .name("logs-gzip".to_string())
         .spawn(move || compressor.run(compress_rx))?;
-    let writer = Writer {
-        path: config.dir.join(format!("{}.log", service.name)),
-        rotate_at: rotation_size(config.max_size),
-        config,
+    let handle = Arc::new(WriterHandle {
+        ready: Mutex::new(Ready {
+            services: VecDeque::new(),
+            shutdown: false,
+        }),
+        wake: Condvar::new(),
+    });
+    let writers = Writers {
+        config: Arc::new(config),
         counters,
-        reporter,
-        file: None,
-        file_len: 0,
-        buffer: Vec::with_capacity(WRITE_CHUNK_BYTES + 4096),
-        buffer_lines: 0,
-        failing: None,
-        next_rotation: 0,
+        problems,
         compress_tx,
-        compressor: Some(compressor),
+        compressor,
+        services: HashMap::new(),
+        buffer: Vec::with_capacity(WRITE_CHUNK_BYTES + 4096),
     };
-    // Detached on purpose: the thread owns only its file and exits on `Job::Shutdown`, which
-    // `Logs` sends when its last handle is dropped; `Logs::flush` is how callers wait for it.
+    let thread_handle = Arc::clone(&handle);
+    // Detached on purpose: the thread owns only its files and exits after
+    // `WriterHandle::shutdown`, which `Logs` calls when its last handle is dropped;
+    // `Logs::flush` is how callers wait for it. If spawning fails, dropping `writers` closes
+    // the compressor's channel, so that thread ends too.
     thread::Builder::new()
-        .name(format!("logs-write-{}", service.name))
-        .spawn(move || writer.run(&service))?;
-    Ok(())
+        .name("logs-write".to_string())
+        .spawn(move || writers.run(&thread_handle))?;
+    Ok(handle)
 }
 
 fn rotation_size(max_size: u64) -> u64 {
     if max_size == 0 { u64::MAX } else { max_size }
+}
+
+/// The writer thread's state: one [`Writer`] per service it has served.
+struct Writers {
+    config: Arc<WriterConfig>,
+    counters: Arc<Counters>,
+    problems: broadcast::Sender<LogProblem>,
+    compress_tx: mpsc::Sender<CompressJob>,
+    compressor: thread::JoinHandle<()>,
+    services: HashMap<String, Writer>,
+    /// The one formatting buffer, lent to the service being served: it is always written out
+    /// before moving on, so services need not keep a quarter megabyte each.
+    buffer: Vec<u8>,
+}
+
+impl Writers {
+    fn run(mut self, handle: &WriterHandle) {
+        while let Some(service) = handle.next() {
+            if !self.services.contains_key(&service.name) {
+                let writer = Writer::new(
+                    &service.name,
+                    Arc::clone(&self.config),
+                    Arc::clone(&self.counters),
+                    self.problems.clone(),
+                    self.compress_tx.clone(),
+                );
+                self.services.insert(service.name.clone(), writer);
+            }
+            let Some(writer) = self.services.get_mut(&service.name) else {
+                continue;
+            };
+            writer.buffer = std::mem::take(&mut self.buffer);
+            writer.serve(&service, handle);
+            self.buffer = std::mem::take(&mut writer.buffer);
+        }
+        // Closing the channel (every writer holds a sender) ends the compressor's loop once it
+        // has done the jobs already sent.
+        drop(self.services);
+        drop(self.compress_tx);
+        let _ = self.compressor.join();
+    }
 }
 
 struct Failing {
@@ -152,8 +266,9 @@ struct Failing {
     lines: u64,
 }
 
+/// The file side of one service.
 struct Writer {
-    config: WriterConfig,
+    config: Arc<WriterConfig>,
     path: PathBuf,
     counters: Arc<Counters>,
     reporter: Reporter,
@@ -162,51 +277,80 @@ struct Writer {
     file_len: u64,
     /// Rotate before the file would grow past this.
     rotate_at: u64,
+    /// Empty and unallocated except while this service is served (see [`Writers::buffer`]).
     buffer: Vec<u8>,
     buffer_lines: u64,
     failing: Option<Failing>,
     next_rotation: u64,
     compress_tx: mpsc::Sender<CompressJob>,
-    compressor: Option<thread::JoinHandle<()>>,
 }
 
 impl Writer {
-    fn run(mut self, service: &ServiceLog) {
-        self.resume_interrupted_rotations();
-        loop {
-            let jobs = {
-                let mut state = service.lock();
-                while state.queue.is_empty() {
-                    state = service
-                        .wake
-                        .wait(state)
-                        .unwrap_or_else(PoisonError::into_inner);
+    fn new(
+        service: &str,
+        config: Arc<WriterConfig>,
+        counters: Arc<Counters>,
+        problems: broadcast::Sender<LogProblem>,
+        compress_tx: mpsc::Sender<CompressJob>,
+    ) -> Writer {
+        let mut writer = Writer {
+            path: config.dir.join(format!("{service}.log")),
+            rotate_at: rotation_size(config.max_size),
+            config,
+            counters,
+            reporter: Reporter {
+                service: service.to_string(),
+                problems,
+            },
+            file: None,
+            file_len: 0,
+            buffer: Vec::new(),
+            buffer_lines: 0,
+            failing: None,
+            next_rotation: 0,
+            compress_tx,
+        };
+        writer.resume_interrupted_rotations();
+        writer
+    }
+
+    /// Does up to [`FAIR_SHARE_BYTES`] of the service's queued jobs, putting the service back on
+    /// the ready list first when more remain.
+    fn serve(&mut self, service: &Arc<ServiceLog>, handle: &WriterHandle) {
+        let jobs = {
+            let mut state = service.lock();
+            let jobs = fair_share(&mut state.queue);
+            if state.queue.is_empty() {
+                state.scheduled = false;
+            } else {
+                handle.ready(Arc::clone(service));
+            }
+            jobs
+        };
+        let mut released = 0;
+        for job in jobs {
+            match job {
+                Job::Batch(batch) => {
+                    released += batch.footprint();
+                    self.write_batch(&batch);
                 }
-                std::mem::take(&mut state.queue)
-            };
-            let mut released = 0;
-            for job in jobs {
-                match job {
-                    Job::Batch(batch) => {
-                        released += batch.footprint();
-                        self.write_batch(&batch);
-                    }
-                    Job::Flush(reply) => {
-                        self.write_out();
-                        self.sync_compressor();
+                Job::Flush(reply) => {
+                    self.write_out();
+                    // The compressor answers once it has done the rotations sent before; the
+                    // writer goes on meanwhile instead of waiting for gzip.
+                    if let Err(mpsc::SendError(CompressJob::Sync(reply))) =
+                        self.compress_tx.send(CompressJob::Sync(reply))
+                    {
                         let _ = reply.send(());
                     }
-                    Job::Clear(reply) => {
-                        let _ = reply.send(self.clear());
-                    }
-                    Job::Shutdown => {
-                        self.write_out();
-                        self.stop_compressor();
-                        return;
-                    }
+                }
+                Job::Clear(reply) => {
+                    let _ = reply.send(self.clear());
                 }
             }
-            self.write_out();
+        }
+        self.write_out();
+        if released > 0 {
             let mut state = service.lock();
             state.queued_bytes = state.queued_bytes.saturating_sub(released);
         }
@@ -230,7 +374,10 @@ impl Writer {
         found.sort();
         for (number, path) in found {
             self.next_rotation = self.next_rotation.max(number + 1);
-            let _ = self.compress_tx.send(CompressJob::Compress(path));
+            let _ = self.compress_tx.send(CompressJob::Compress {
+                service: self.reporter.clone(),
+                path,
+            });
         }
     }
 
@@ -381,7 +528,10 @@ impl Writer {
                 if self.config.max_files == 0 {
                     let _ = remove_if_exists(&rotating);
                 } else {
-                    let _ = self.compress_tx.send(CompressJob::Compress(rotating));
+                    let _ = self.compress_tx.send(CompressJob::Compress {
+                        service: self.reporter.clone(),
+                        path: rotating,
+                    });
                 }
             }
             Err(error) => {
@@ -399,23 +549,6 @@ impl Writer {
         self.open();
     }
 
-    fn sync_compressor(&self) {
-        let (tx, rx) = mpsc::channel();
-        if self.compress_tx.send(CompressJob::Sync(tx)).is_ok() {
-            let _ = rx.recv();
-        }
-    }
-
-    fn stop_compressor(&mut self) {
-        self.sync_compressor();
-        if let Some(compressor) = self.compressor.take() {
-            // Closing the channel ends the compressor's loop.
-            let (closed, _) = mpsc::channel();
-            drop(std::mem::replace(&mut self.compress_tx, closed));
-            let _ = compressor.join();
-        }
-    }
-
     fn clear(&mut self) -> Result<(), LogsError> {
         self.write_out();
         self.file = None;
@@ -424,7 +557,11 @@ impl Writer {
             kind: LogsErrorKind::Delete { path, source },
         };
         let (tx, rx) = mpsc::channel();
-        let rotated = if self.compress_tx.send(CompressJob::Clear(tx)).is_ok() {
+        let job = CompressJob::Clear {
+            service: self.reporter.clone(),
+            reply: tx,
+        };
+        let rotated = if self.compress_tx.send(job).is_ok() {
             rx.recv().unwrap_or(Ok(()))
         } else {
             Ok(())
@@ -434,6 +571,26 @@ impl Writer {
         self.rotate_at = rotation_size(self.config.max_size);
         rotated.map_err(|(path, source)| error(path, source))?;
         current.map_err(|source| error(self.path.clone(), source))
+    }
+}
+
+/// The front of `queue` up to [`FAIR_SHARE_BYTES`] of batches (at least one job).
+fn fair_share(queue: &mut VecDeque<Job>) -> VecDeque<Job> {
+    let mut bytes = 0;
+    let mut n_jobs = 0;
+    for job in queue.iter() {
+        if bytes >= FAIR_SHARE_BYTES {
+            break;
+        }
+        if let Job::Batch(batch) = job {
+            bytes += batch.footprint();
+        }
+        n_jobs += 1;
+    }
+    if n_jobs == queue.len() {
+        std::mem::take(queue)
+    } else {
+        queue.drain(..n_jobs).collect()
     }
 }
 
