@@ -104,6 +104,7 @@ pub fn wait_until<T>(
             Err(last) if Instant::now() >= deadline => {
                 panic!("timed out after {timeout:?} waiting for {what}; last seen: {last}")
             }
+            // Polling interval of the condition (deadline above), not synchronisation.
             Err(_) => std::thread::sleep(Duration::from_millis(10)),
         }
     }

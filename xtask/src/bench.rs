@@ -618,6 +618,7 @@ fn fleet_run(
     let pid = conductor.pid();
     let (mut rss_bytes, mut idle_cpu_percent) = (0, 0.0);
     if let Some((settle, window)) = idle {
+        // Measurement windows: letting time pass idle is what is measured.
         std::thread::sleep(settle);
         let before = procfs::cpu_time(pid).context("reading conductor's CPU time")?;
         let opened = Instant::now();
@@ -658,6 +659,7 @@ fn wait_gone(pids: &[u32], timeout: Duration) -> anyhow::Result<Instant> {
         if now >= deadline {
             bail!("pids {left:?} still alive {timeout:?} after SIGTERM");
         }
+        // Polling the process table: nothing to block on for another process's exit.
         std::thread::sleep(Duration::from_micros(100));
     }
 }
@@ -775,6 +777,7 @@ fn api_and_recovery(
                     service.name
                 );
             }
+            // Polling interval of the condition, not a wait for something to happen.
             std::thread::sleep(Duration::from_micros(200));
         }
     }
@@ -800,6 +803,7 @@ fn running_pid(
         if Instant::now() >= deadline {
             bail!("{} is not running: {status:?}", service.name);
         }
+        // Polling interval of the condition, not a wait for something to happen.
         std::thread::sleep(Duration::from_millis(5));
     }
 }

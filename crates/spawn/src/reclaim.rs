@@ -243,6 +243,7 @@ fn wait_until_gone(pgids: &[u32]) {
             );
             return;
         }
+        // Other processes cannot be awaited: poll until they are gone or the deadline passes.
         std::thread::sleep(RECLAIM_POLL);
     }
 }

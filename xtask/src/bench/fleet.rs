@@ -310,6 +310,7 @@ impl Conductor {
             match self.child.try_wait() {
                 Ok(Some(_)) | Err(_) => return true,
                 Ok(None) if Instant::now() >= deadline => return false,
+                // Polling interval of the condition (deadline above), not synchronisation.
                 Ok(None) => std::thread::sleep(Duration::from_millis(1)),
             }
         }
@@ -469,6 +470,7 @@ pub(crate) fn wait_healthy(
                 last = format!("/health answered {}", response.status);
             }
         }
+        // Polling interval of the condition, not a wait for something to happen.
         std::thread::sleep(Duration::from_micros(100));
     }
     bail!("{addr} /health not healthy within {timeout:?}: {last}")

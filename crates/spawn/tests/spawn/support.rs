@@ -60,6 +60,7 @@ pub fn wait_until_blocking<T>(
             }
             Err(_) => {}
         }
+        // Polling interval of the condition, not a wait for something to happen.
         std::thread::sleep(pause);
         pause = (pause * 2).min(MAX_PAUSE);
     }
