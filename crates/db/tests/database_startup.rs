@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::{TempDir, dump, execute, redact, workspace_migrations};
 use conductor_db::{
@@ -13,6 +13,19 @@ use conductor_db::{
 
 fn open(path: &Path) -> Database {
     Database::open(path, &OpenOptions::default()).expect("the database opens")
+}
+
+/// An existing database at version 2 holding `sql`'s rows: the state a pending migration
+/// meets. Returns its path, the backups dir, the open database and a dump taken before.
+fn migrated_with_content(tmp: &TempDir, sql: &str) -> (PathBuf, PathBuf, Database, String) {
+    let path = tmp.join("factsway.db");
+    let backups = tmp.join("backups");
+    let mut db = open(&path);
+    db.init(&Migrations::Embedded, &backups)
+        .expect("first init");
+    execute(&path, sql);
+    let before = dump(&path);
+    (path, backups, db, before)
 }
 
 fn backups_in(dir: &Path) -> Vec<String> {
@@ -105,16 +118,10 @@ fn second_init_runs_nothing_and_makes_no_backup() {
 #[test]
 fn runtime_dir_with_an_extra_v3_is_backed_up_then_applied() {
     let tmp = TempDir::new("v3");
-    let path = tmp.join("factsway.db");
-    let backups = tmp.join("backups");
-    let mut db = open(&path);
-    db.init(&Migrations::Embedded, &backups)
-        .expect("first init");
-    execute(
-        &path,
+    let (path, backups, mut db, before) = migrated_with_content(
+        &tmp,
         "INSERT INTO app_meta (key, value) VALUES ('owner', 'test');",
     );
-    let before = dump(&path);
     let dir = tmp.migrations_dir(
         "migrations",
         &[(
@@ -211,18 +218,12 @@ fn backups_keep_the_newest_three() {
 #[test]
 fn failing_v3_is_named_and_the_database_restored_from_the_backup() {
     let tmp = TempDir::new("fail-v3");
-    let path = tmp.join("factsway.db");
-    let backups = tmp.join("backups");
-    let mut db = open(&path);
-    db.init(&Migrations::Embedded, &backups)
-        .expect("first init");
-    execute(
-        &path,
+    let (path, backups, mut db, before) = migrated_with_content(
+        &tmp,
         "INSERT INTO app_meta (key, value) VALUES ('owner', 'test');
          INSERT INTO service_events (service, to_state, timestamp)
              VALUES ('records', 'running', '2026-01-01T00:00:00Z');",
     );
-    let before = dump(&path);
     let dir = tmp.migrations_dir(
         "migrations",
         &[("V3__add_things.sql", "CREATE TABL things (id);")],
@@ -264,16 +265,10 @@ fn failing_v3_is_named_and_the_database_restored_from_the_backup() {
 #[test]
 fn failing_v4_also_undoes_the_v3_applied_in_the_same_run() {
     let tmp = TempDir::new("fail-v4");
-    let path = tmp.join("factsway.db");
-    let backups = tmp.join("backups");
-    let mut db = open(&path);
-    db.init(&Migrations::Embedded, &backups)
-        .expect("first init");
-    execute(
-        &path,
+    let (path, backups, mut db, before) = migrated_with_content(
+        &tmp,
         "INSERT INTO app_meta (key, value) VALUES ('owner', 'test');",
     );
-    let before = dump(&path);
     let dir = tmp.migrations_dir(
         "migrations",
         &[
