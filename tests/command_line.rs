@@ -176,3 +176,31 @@ critical = false
     assert_eq!(orphan.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("no conductor is running"), "{stderr}");
 }
+
+#[test]
+fn up_refuses_an_ipc_port_that_a_service_needs_before_touching_anything() {
+    let dir = TempDir::new("ipc-port-of-service");
+    let [records] = free_ports();
+    let registry = dir.write(
+        "conductor.toml",
+        &format!(
+            "{head}\n[services.records]\nport = {records}\ncommand = {bin}\n",
+            head = registry_head("IpcPortTest"),
+            bin = fake_service(),
+        ),
+    );
+    let data_dir = dir.join("data");
+    let mut up = Conductor::spawn(&registry, &data_dir, &["--ipc-port", &records.to_string()]);
+    let status = up.wait_exit();
+    assert_eq!(status.code(), Some(1), "{}", up.output());
+    assert!(
+        up.stderr().contains(&format!(
+            "cannot serve the control API on port {records}: the registry gives it to service \
+             'records'; choose another port (or 0 to let the OS pick one)"
+        )),
+        "{}",
+        up.output()
+    );
+    assert_eq!(up.stdout(), "", "something was started");
+    assert!(!data_dir.exists(), "the data dir was created");
+}

@@ -47,6 +47,8 @@ pub(crate) fn run(args: &UpArgs, target: &Target) -> anyhow::Result<()> {
     let registry = choice.load(&LoadOptions {
         features: args.features.clone(),
     })?;
+    // A control API on a service's port would make that service fail its port check.
+    conductor_ipc::check_port(&registry, args.ipc_port)?;
     let user_data = instance::data_dir(target.data_dir.as_deref(), &registry.app.name)?;
     // Step 1: nothing else is touched before the lock is ours.
     let lock = instance::lock(&user_data)?;

@@ -24,5 +24,5 @@ pub use crate::{
     auth::{generate_token, try_generate_token},
     client::{Client, ClientError, EventStream},
     info::{INFO_FILE, read_info, remove_info, write_info},
-    server::{ServeError, Server, ServerConfig, serve},
+    server::{ServeError, Server, ServerConfig, check_port, serve},
 };

@@ -9,6 +9,7 @@ use std::{
     time::Duration,
 };
 
+use conductor_registry::Registry;
 use conductor_supervisor::Conductor;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -77,6 +78,26 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    /// The configured port is a service's port in the registry: the service could never start.
+    #[error(
+        "cannot serve the control API on port {port}: the registry gives it to service '{service}'; \
+         choose another port (or 0 to let the OS pick one)"
+    )]
+    PortOfService {
+        /// The configured port.
+        port: u16,
+        /// The service the registry gives it to.
+        service: String,
+    },
+    /// The OS kept handing out ports that services of the registry need.
+    #[error(
+        "cannot find a port for the control API on {addr}: the OS offered only ports that \
+         services of the registry use; configure a port outside them"
+    )]
+    NoFreePort {
+        /// The configured address.
+        addr: SocketAddr,
+    },
     /// The token is empty or not printable ASCII (it must fit in an HTTP header).
     #[error("the IPC token must be non-empty printable ASCII without spaces")]
     InvalidToken,
@@ -103,12 +124,11 @@ pub async fn serve(conductor: Conductor, config: ServerConfig) -> Result<Server,
     if config.token.is_empty() || !config.token.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(ServeError::InvalidToken);
     }
-    let listener = TcpListener::bind(config.addr)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: config.addr,
-            source,
-        })?;
+    check_port(conductor.registry(), config.addr.port())?;
+    let listener = bind_beside_services(config.addr, |port| {
+        service_on(conductor.registry(), port).is_some()
+    })
+    .await?;
     let local_addr = listener.local_addr().map_err(|source| ServeError::Bind {
         addr: config.addr,
         source,
@@ -127,6 +147,60 @@ pub async fn serve(conductor: Conductor, config: ServerConfig) -> Result<Server,
         shutdown,
         accept_loop: Some(accept_loop),
     })
+}
+
+/// How many ports the OS may offer that belong to services before [`serve`] gives up; with a few
+/// hundred service ports at most among ~28 000 ephemeral ones, needing even two is rare.
+const MAX_BIND_ATTEMPTS: usize = 32;
+
+/// Fails if `port` is one the registry gives to a service: the control API must not take it.
+/// Port 0 (the OS picks) always passes; [`serve`] then avoids service ports by itself.
+///
+/// # Errors
+/// [`ServeError::PortOfService`] naming the service.
+pub fn check_port(registry: &Registry, port: u16) -> Result<(), ServeError> {
+    match service_on(registry, port) {
+        Some(service) if port != 0 => Err(ServeError::PortOfService {
+            port,
+            service: service.to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The service the registry gives `port` to, disabled ones included (they can be started later).
+fn service_on(registry: &Registry, port: u16) -> Option<&str> {
+    registry
+        .services
+        .iter()
+        .find(|service| service.port == port)
+        .map(|service| service.name.as_str())
+}
+
+/// Binds `addr`, but not on a port the registry gives to a service. A port the OS picks comes
+/// from the ephemeral range, where service ports may well lie; taking one would make that
+/// service fail its port check when it starts. `is_taken` says whether a port the OS offered is
+/// a service's; such a listener is held open while binding again, so the OS offers another.
+async fn bind_beside_services(
+    addr: SocketAddr,
+    mut is_taken: impl FnMut(u16) -> bool,
+) -> Result<TcpListener, ServeError> {
+    let mut rejected = Vec::new();
+    while rejected.len() < MAX_BIND_ATTEMPTS {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| ServeError::Bind { addr, source })?
+            .port();
+        if !is_taken(port) {
+            return Ok(listener);
+        }
+        tracing::debug!(port, "the OS offered a service's port; binding again");
+        rejected.push(listener);
+    }
+    Err(ServeError::NoFreePort { addr })
 }
 
 impl Server {
@@ -228,5 +302,68 @@ async fn serve_connection(stream: tokio::net::TcpStream, peer: SocketAddr, state
     };
     if let Err(err) = result {
         tracing::debug!(%peer, "control API connection ended: {err}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn ports_the_os_offers_for_services_are_held_and_never_used() {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let mut offered = Vec::new();
+        // The first three ports the OS offers stand for service ports.
+        let listener = bind_beside_services(addr, |port| {
+            offered.push(port);
+            offered.len() <= 3
+        })
+        .await
+        .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert_eq!(
+            offered.len(),
+            4,
+            "bound again after each rejected port: {offered:?}"
+        );
+        assert_eq!(offered[3], port);
+        assert!(
+            !offered[..3].contains(&port),
+            "the chosen port {port} was rejected before: {offered:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn gives_up_with_a_clear_error_when_every_offered_port_is_a_service_s() {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let mut attempts = 0;
+        let err = bind_beside_services(addr, |_| {
+            attempts += 1;
+            true
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(attempts, MAX_BIND_ATTEMPTS);
+        assert_eq!(
+            err.to_string(),
+            "cannot find a port for the control API on 127.0.0.1:0: the OS offered only ports \
+             that services of the registry use; configure a port outside them"
+        );
+    }
+
+    #[test]
+    fn a_configured_port_of_a_service_is_refused_naming_the_service() {
+        let registry = Registry::builtin();
+        let records = registry.service("records").unwrap().port;
+        let err = check_port(&registry, records).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot serve the control API on port {records}: the registry gives it to \
+                 service 'records'; choose another port (or 0 to let the OS pick one)"
+            )
+        );
+        assert!(check_port(&registry, 0).is_ok());
+        assert!(check_port(&registry, 1).is_ok());
     }
 }

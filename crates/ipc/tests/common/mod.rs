@@ -46,11 +46,7 @@ impl Drop for TempDir {
 }
 
 pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("can bind a loopback port");
-    listener
-        .local_addr()
-        .expect("a bound listener has an address")
-        .port()
+    fake_service::free_port()
 }
 
 /// Polls `probe` until it returns `Some`, or panics after [`DEADLINE`] saying what was expected
