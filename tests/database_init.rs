@@ -26,11 +26,7 @@ impl Drop for TempDir {
 
 /// A registry whose one service leaves a marker file the moment it is spawned.
 fn registry(dir: &Path, database: &str) -> PathBuf {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = fake_service::free_port();
     let marker = dir.join("spawned");
     let text = format!(
         "[app]\nname = \"dbtest\"\n\n[database]\n{database}\n\n[services.api]\nport = {port}\ncommand = \"sh\"\nargs = [\"-c\", \"touch {} && sleep 30\"]\nhealth = {{ kind = \"none\" }}\n",

@@ -8,7 +8,7 @@
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
-    net::{TcpListener, TcpStream},
+    net::TcpStream,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
     sync::{
@@ -68,26 +68,15 @@ impl Drop for TempDir {
     }
 }
 
-/// A port nobody listens on right now (bound and released at once).
+/// A port nobody listens on right now, outside the range the OS hands out by itself.
 pub fn free_port() -> u16 {
-    match TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()) {
-        Ok(addr) => addr.port(),
-        Err(error) => panic!("cannot bind 127.0.0.1:0 to find a free port: {error}"),
-    }
+    fake_service::free_port()
 }
 
-/// Distinct free ports: each is held until all are chosen, so two are never the same.
+/// Distinct free ports as [`free_port`] chooses them.
 pub fn free_ports<const N: usize>() -> [u16; N] {
-    let listeners: Vec<TcpListener> = (0..N)
-        .map(|_| match TcpListener::bind("127.0.0.1:0") {
-            Ok(listener) => listener,
-            Err(error) => panic!("cannot bind 127.0.0.1:0 to find a free port: {error}"),
-        })
-        .collect();
-    std::array::from_fn(|i| match listeners[i].local_addr() {
-        Ok(addr) => addr.port(),
-        Err(error) => panic!("cannot read a bound port: {error}"),
-    })
+    let ports = fake_service::free_ports(N);
+    std::array::from_fn(|i| ports[i])
 }
 
 /// Polls `check` until it returns `Ok`, or panics after `timeout` naming `what` was expected

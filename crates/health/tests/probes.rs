@@ -4,7 +4,7 @@
 
 use std::{
     future::Future,
-    net::{Ipv4Addr, TcpListener as StdTcpListener},
+    net::Ipv4Addr,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -105,8 +105,7 @@ where
 }
 
 fn free_port() -> u16 {
-    let listener = StdTcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind an ephemeral port");
-    listener.local_addr().expect("a bound address").port()
+    fake_service::free_port()
 }
 
 /// A minimal `Connection: close` GET, returning the body.

@@ -104,10 +104,7 @@ mod bench {
             std::env::temp_dir().join(format!("conductor-log-throughput-{}", std::process::id())),
         );
         let _ = fs::remove_dir_all(&dir.0);
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .map_err(|error| format!("cannot find a free port: {error}"))?
-            .port();
+        let port = fake_service::free_port();
 
         let logs = Logs::new(LogConfig::new(&dir.0));
         let rss_before = proc_status_bytes("VmRSS:");

@@ -8,7 +8,7 @@ use std::{
     fmt::Write as _,
     fs,
     io::{BufRead, BufReader},
-    net::{SocketAddr, TcpListener},
+    net::SocketAddr,
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -83,23 +83,14 @@ pub(crate) fn write_registry(
     spec: &FleetSpec,
     fake_service: &Path,
 ) -> anyhow::Result<(PathBuf, Vec<ServiceAddr>)> {
-    // Hold every listener until all ports are chosen, so no port is handed out twice.
-    let listeners = (0..spec.services)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<Vec<_>, _>>()
-        .context("finding free ports")?;
-    let services = listeners
-        .iter()
+    let services = crate::ports::free_ports(spec.services)
+        .into_iter()
         .enumerate()
-        .map(|(i, listener)| {
-            Ok(ServiceAddr {
-                name: format!("s{:03}", i + 1),
-                addr: listener.local_addr()?,
-            })
+        .map(|(i, port)| ServiceAddr {
+            name: format!("s{:03}", i + 1),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
         })
-        .collect::<std::io::Result<Vec<_>>>()
-        .context("reading a free port")?;
-    drop(listeners);
+        .collect::<Vec<_>>();
 
     let command = toml_string(&fake_service.display().to_string());
     let mut toml = format!(
@@ -423,12 +414,10 @@ impl Drop for LoneGuard {
 /// How long a lone fake-service takes from spawn until `/health` answers 200, with the same
 /// database check conductor's services do (`DATABASE_URL` = the bench database).
 pub(crate) fn lone_start(fake_service: &Path, database: &Path) -> anyhow::Result<Duration> {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .context("finding a free port")?;
+    let port = crate::ports::free_port();
     let mut command = Command::new(fake_service);
     command
-        .env("PORT", port.port().to_string())
+        .env("PORT", port.to_string())
         .env("DATABASE_URL", format!("sqlite://{}", database.display()))
         .env("SERVICE_NAME", "lone")
         .stdin(Stdio::null())
@@ -440,8 +429,12 @@ pub(crate) fn lone_start(fake_service: &Path, database: &Path) -> anyhow::Result
         .spawn()
         .with_context(|| format!("starting {}", fake_service.display()))?;
     let _guard = LoneGuard(child);
-    let elapsed = wait_healthy(port, None, Duration::from_secs(10))
-        .context("the lone fake-service never answered /health")?;
+    let elapsed = wait_healthy(
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        None,
+        Duration::from_secs(10),
+    )
+    .context("the lone fake-service never answered /health")?;
     Ok(elapsed.duration_since(started))
 }
 

@@ -7,7 +7,7 @@
 use std::{
     fmt::Write as _,
     io::{BufRead, BufReader, Read},
-    net::{SocketAddr, TcpListener},
+    net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
     sync::{Arc, Condvar, Mutex, atomic::AtomicUsize},
@@ -60,19 +60,6 @@ impl Drop for TempDir {
     }
 }
 
-/// `n` distinct ports that were free a moment ago (all bound at once, then released), so a
-/// gate fleet can run beside a demo on the reference ports.
-pub(crate) fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
-    let listeners = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<Vec<_>, _>>()
-        .context("binding 127.0.0.1:0 to find free ports")?;
-    listeners
-        .iter()
-        .map(|listener| Ok(listener.local_addr()?.port()))
-        .collect()
-}
-
 /// One `[services.<name>]` table of the registry.
 #[derive(Debug, Clone)]
 pub(crate) struct Service {
@@ -115,7 +102,7 @@ pub(crate) struct Setup {
 impl Setup {
     /// The reference app on free ports: seven enabled services and the disabled `reserved`.
     pub(crate) fn reference() -> anyhow::Result<Setup> {
-        let ports = free_ports(REFERENCE.len())?;
+        let ports = crate::ports::free_ports(REFERENCE.len());
         Ok(Setup {
             services: REFERENCE
                 .iter()

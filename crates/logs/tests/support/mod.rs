@@ -151,10 +151,7 @@ impl FakeService {
     /// stdout piped.
     pub fn start(env: &[(&str, &str)]) -> FakeService {
         use std::os::unix::process::CommandExt;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("binding a loopback port works")
-            .port();
+        let port = fake_service::free_port();
         let child = std::process::Command::new(fake_service::binary())
             .envs(env.iter().copied())
             .env("PORT", port.to_string())

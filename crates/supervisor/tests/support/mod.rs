@@ -4,7 +4,6 @@
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
 use std::{
-    net::TcpListener,
     path::PathBuf,
     sync::atomic::{AtomicU32, Ordering},
     time::{Duration, Instant},
@@ -14,13 +13,9 @@ use conductor_protocol::{Event, ServiceState, ServiceStatus};
 use conductor_registry::{LoadOptions, Registry};
 use conductor_supervisor::{Conductor, Paths, Settings, Subscription};
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, outside the range the OS hands out by itself.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    fake_service::free_port()
 }
 
 /// A temp dir removed on drop.
