@@ -14,6 +14,7 @@ use conductor_protocol::{Event, IpcInfo, ServiceState};
 use conductor_registry::LoadOptions;
 use conductor_supervisor::{Conductor, Paths, Settings, StartOutcome};
 use tokio::signal::unix::{SignalKind, signal};
+use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt};
 
 use crate::{instance, registry_choice::RegistryChoice, remote::Target};
 
@@ -64,14 +65,27 @@ pub(crate) fn run(args: &UpArgs, target: &Target) -> anyhow::Result<()> {
             &paths.logs,
             "conductor.log",
         ));
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CONDUCTOR_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+    // `CONDUCTOR_LOG` is `level` or `target=level` pairs, e.g. `info,conductor_supervisor=debug`.
+    let filter = std::env::var("CONDUCTOR_LOG").ok().map(|text| {
+        let parsed = text.parse::<tracing_subscriber::filter::Targets>();
+        (text, parsed)
+    });
+    let (targets, bad_filter) = match filter {
+        Some((_, Ok(targets))) => (targets, None),
+        Some((text, Err(err))) => (info_targets(), Some(format!("{text:?}: {err}"))),
+        None => (info_targets(), None),
+    };
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(writer),
         )
-        .with_ansi(false)
-        .with_writer(writer)
+        .with(targets)
         .init();
+    if let Some(bad) = bad_filter {
+        tracing::warn!("ignoring CONDUCTOR_LOG {bad}; logging at info");
+    }
     tracing::info!(registry = %choice, data_dir = %user_data.display(), pid = std::process::id(), "conductor up");
 
     // Children are spawned from runtime worker threads, which live as long as the runtime
@@ -92,6 +106,10 @@ pub(crate) fn run(args: &UpArgs, target: &Target) -> anyhow::Result<()> {
     }
     drop(lock);
     result
+}
+
+fn info_targets() -> tracing_subscriber::filter::Targets {
+    tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO)
 }
 
 async fn serve(
