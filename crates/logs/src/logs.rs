@@ -42,9 +42,13 @@ pub const DEFAULT_TAIL: usize = 10_000;
 /// Memory a service's not-yet-written lines may take before lines are dropped from the file.
 pub const MAX_BACKLOG_BYTES: usize = 64 * 1024 * 1024;
 
-/// Bytes read from a pipe at once: the default Linux pipe capacity, so one read usually empties
-/// the pipe.
+/// Most bytes read from a pipe at once: the default Linux pipe capacity, so under load one read
+/// empties the pipe.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// The read buffer a capture starts with. A quiet service never fills it, and two buffers per
+/// service at the full size were a tenth of conductor's memory; a read that fills the buffer
+/// doubles it, so a chatty service reaches the full size within a few reads.
+const FIRST_READ_CHUNK_BYTES: usize = 4 * 1024;
 
 /// Where and how much to keep.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,7 +209,7 @@ impl Logs {
     {
         let mut summary = CaptureSummary::default();
         let mut framer = LineFramer::new();
-        let mut chunk = vec![0u8; READ_CHUNK_BYTES];
+        let mut chunk = vec![0u8; FIRST_READ_CHUNK_BYTES];
         // Continuation pieces keep the level of their line's first piece.
         let mut line_level = LogLevel::Info;
         let mut add = |batch: &mut Batch, piece: crate::Piece<'_>| {
@@ -231,6 +235,9 @@ impl Logs {
             framer.push(&chunk[..n_bytes], &mut |piece| add(&mut batch, piece));
             summary.lines += batch.lines.len() as u64;
             self.submit(service, batch);
+            if n_bytes == chunk.len() && chunk.len() < READ_CHUNK_BYTES {
+                chunk.resize(chunk.len() * 2, 0);
+            }
         }
         let mut batch = Batch::new(0);
         framer.finish(&mut |piece| add(&mut batch, piece));
