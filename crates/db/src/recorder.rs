@@ -1,7 +1,7 @@
 //! Records service lifecycle transitions into `service_events`, in batches, off the caller's
 //! thread.
 //!
-//! [`EventRecorder::record`] only puts the row on a bounded channel (`try_send`): it never
+//! [`EventRecorder::record`] only puts the row on a bounded queue: it never
 //! waits for the disk or a lock, so the supervisor is never slowed by the database. A writer
 //! thread with its own connection takes whatever has queued up and writes it in one
 //! transaction. When the channel is full the row is dropped and counted, and one warning is
@@ -10,15 +10,17 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
 
 use rusqlite::Connection;
 
 use crate::database::{Database, OpenError, OpenErrorKind, OpenOptions};
 
-/// Rows that may wait for the writer before new ones are dropped.
+/// Rows that may wait for the writer before new ones are dropped. The bound is a counter beside
+/// an unbounded channel rather than a `sync_channel`, which would allocate and touch every slot
+/// up front (600 KiB of memory for a queue that is nearly always empty).
 const QUEUE_CAPACITY: usize = 4096;
 /// Rows written per transaction at most.
 const MAX_BATCH: usize = 512;
@@ -54,6 +56,8 @@ pub struct RecorderSummary {
 /// Counters shared between the callers of `record` and the writer thread.
 #[derive(Debug, Default)]
 struct Counters {
+    /// Rows sent and not yet taken by the writer.
+    queued: AtomicUsize,
     dropped: AtomicU64,
     /// Set while rows are being dropped, so a burst logs one warning, not one per row.
     dropping: AtomicBool,
@@ -64,7 +68,7 @@ struct Counters {
 /// Drop or [`EventRecorder::close`] it to flush: both wait for queued rows to be written.
 #[derive(Debug)]
 pub struct EventRecorder {
-    tx: Option<SyncSender<ServiceEventRow>>,
+    tx: Option<Sender<ServiceEventRow>>,
     writer: Option<JoinHandle<Written>>,
     counters: Arc<Counters>,
 }
@@ -91,7 +95,7 @@ impl EventRecorder {
         if !has_table {
             return Err(fail(OpenErrorKind::NotInitialized));
         }
-        let (tx, rx) = mpsc::sync_channel(QUEUE_CAPACITY);
+        let (tx, rx) = mpsc::channel();
         let counters = Arc::new(Counters::default());
         let writer_counters = Arc::clone(&counters);
         let writer = std::thread::Builder::new()
@@ -113,21 +117,22 @@ impl EventRecorder {
     /// and counted in [`RecorderSummary::dropped`].
     pub fn record(&self, row: ServiceEventRow) {
         let Some(tx) = &self.tx else { return };
-        match tx.try_send(row) {
-            Ok(()) => {
-                if self.counters.dropping.swap(false, Ordering::Relaxed) {
-                    tracing::info!("service event recorder keeps up again");
-                }
+        let counters = &self.counters;
+        // The slot is taken before sending, so the writer never sees more than the capacity.
+        let has_room = counters.queued.fetch_add(1, Ordering::AcqRel) < QUEUE_CAPACITY;
+        if has_room && tx.send(row).is_ok() {
+            if counters.dropping.swap(false, Ordering::Relaxed) {
+                tracing::info!("service event recorder keeps up again");
             }
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                let n_dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                if !self.counters.dropping.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(
-                        n_dropped,
-                        "service event recorder is behind; dropping lifecycle rows until it catches up"
-                    );
-                }
-            }
+            return;
+        }
+        counters.queued.fetch_sub(1, Ordering::AcqRel);
+        let n_dropped = counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        if !counters.dropping.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                n_dropped,
+                "service event recorder is behind; dropping lifecycle rows until it catches up"
+            );
         }
     }
 
@@ -188,6 +193,7 @@ fn write_loop(
                 Err(_) => break,
             }
         }
+        counters.queued.fetch_sub(batch.len(), Ordering::AcqRel);
         match write_batch(&mut conn, &batch) {
             Ok(()) => {
                 written.rows += batch.len() as u64;
