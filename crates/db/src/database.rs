@@ -111,8 +111,8 @@ impl Database {
         let initialized = !known.is_empty()
             && known
                 .iter()
-                .all(|k| applied.iter().any(|a| a.version == k.version()))
-            && version <= known.iter().map(|k| k.version()).max();
+                .all(|k| applied.iter().any(|a| a.version == k.version))
+            && version <= known.iter().map(|k| k.version).max();
         Ok(DbStatus {
             initialized,
             version: version.and_then(|v| u32::try_from(v).ok()),

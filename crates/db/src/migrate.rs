@@ -12,6 +12,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -23,8 +24,8 @@ use crate::database::{Database, is_busy, locked_message};
 use crate::sys;
 
 mod embedded {
-    // Relative to this crate's Cargo.toml: the workspace's top-level migrations folder.
-    refinery::embed_migrations!("../../migrations");
+    // `(stem, sql)` of each file in the workspace's `migrations/` folder, by version.
+    include!(concat!(env!("OUT_DIR"), "/embedded_migrations.rs"));
 }
 
 /// refinery's history table.
@@ -124,7 +125,8 @@ impl Database {
             Snapshot::Memory(_) => None,
         };
 
-        let runner = Runner::new(&known)
+        // Only now are refinery's own migration values needed (building them compiles a regex).
+        let runner = Runner::new(&refinery_migrations(migrations).map_err(fail)?)
             .set_grouped(false)
             .set_abort_divergent(true)
             .set_abort_missing(true);
@@ -200,26 +202,79 @@ impl Database {
     }
 }
 
-/// The known migrations, sorted by version.
-pub(crate) fn load(migrations: &Migrations) -> Result<Vec<Migration>, MigrateErrorKind> {
-    let mut known = match migrations {
-        Migrations::Embedded => embedded::migrations::runner().get_migrations().clone(),
-        Migrations::Dir(dir) => {
-            let load_error = |detail: String| MigrateErrorKind::LoadMigrations {
-                dir: dir.clone(),
-                detail,
-            };
-            let found =
-                refinery::load_sql_migrations(dir).map_err(|e| load_error(e.to_string()))?;
-            if found.is_empty() {
-                return Err(load_error("no V<n>__<name>.sql file in it".to_owned()));
-            }
-            found
+/// A known migration: what the applied history is checked against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Known {
+    /// `V` (versioned) or `U` (unversioned, may run out of order).
+    versioned: bool,
+    pub(crate) version: i32,
+    name: String,
+    /// refinery's checksum of name, version and SQL, as stored in its history table.
+    checksum: u64,
+}
+
+impl fmt::Display for Known {
+    /// As refinery names a migration: `V1__conductor_tables`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let prefix = if self.versioned { "V" } else { "U" };
+        write!(f, "{prefix}{}__{}", self.version, self.name)
+    }
+}
+
+impl Known {
+    fn from_refinery(migration: &Migration) -> Known {
+        Known {
+            versioned: migration.prefix().to_string() == "V",
+            version: migration.version(),
+            name: migration.name().to_owned(),
+            checksum: migration.checksum(),
         }
+    }
+
+    /// An embedded migration, named and checksummed the way refinery does (the build script
+    /// let through only plain `V<n>__<ascii word>` names, which parse the same both ways).
+    fn embedded(stem: &str, sql: &str) -> Option<Known> {
+        let (versioned, rest) = match stem.as_bytes().first()? {
+            b'V' => (true, &stem[1..]),
+            b'U' => (false, &stem[1..]),
+            _ => return None,
+        };
+        let (version, name) = rest.split_once("__")?;
+        let version: i32 = version.parse().ok()?;
+        // refinery-core 0.10, `Migration::unapplied`: SipHasher13 over name, version, SQL.
+        let mut hasher = siphasher::sip::SipHasher13::new();
+        name.hash(&mut hasher);
+        version.hash(&mut hasher);
+        sql.hash(&mut hasher);
+        Some(Known {
+            versioned,
+            version,
+            name: name.to_owned(),
+            checksum: hasher.finish(),
+        })
+    }
+}
+
+/// The known migrations, sorted by version.
+pub(crate) fn load(migrations: &Migrations) -> Result<Vec<Known>, MigrateErrorKind> {
+    let mut known = match migrations {
+        Migrations::Embedded => embedded::EMBEDDED
+            .iter()
+            .map(|(stem, sql)| {
+                Known::embedded(stem, sql).ok_or_else(|| MigrateErrorKind::LoadMigrations {
+                    dir: PathBuf::from("(embedded)"),
+                    detail: format!("{stem} is not named V<n>__<name>"),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Migrations::Dir(_) => refinery_migrations(migrations)?
+            .iter()
+            .map(Known::from_refinery)
+            .collect(),
     };
-    known.sort();
+    known.sort_by_key(|k| k.version);
     for pair in known.windows(2) {
-        if pair[0].version() == pair[1].version() {
+        if pair[0].version == pair[1].version {
             let dir = match migrations {
                 Migrations::Dir(dir) => dir.clone(),
                 Migrations::Embedded => PathBuf::from("(embedded)"),
@@ -231,6 +286,33 @@ pub(crate) fn load(migrations: &Migrations) -> Result<Vec<Migration>, MigrateErr
         }
     }
     Ok(known)
+}
+
+/// refinery's own values for the known migrations, which its runner takes.
+fn refinery_migrations(migrations: &Migrations) -> Result<Vec<Migration>, MigrateErrorKind> {
+    match migrations {
+        Migrations::Embedded => embedded::EMBEDDED
+            .iter()
+            .map(|(stem, sql)| {
+                Migration::unapplied(stem, sql).map_err(|err| MigrateErrorKind::LoadMigrations {
+                    dir: PathBuf::from("(embedded)"),
+                    detail: format!("{stem}: {err}"),
+                })
+            })
+            .collect(),
+        Migrations::Dir(dir) => {
+            let load_error = |detail: String| MigrateErrorKind::LoadMigrations {
+                dir: dir.clone(),
+                detail,
+            };
+            let found =
+                refinery::load_sql_migrations(dir).map_err(|e| load_error(e.to_string()))?;
+            if found.is_empty() {
+                return Err(load_error("no V<n>__<name>.sql file in it".to_owned()));
+            }
+            Ok(found)
+        }
+    }
 }
 
 /// The applied history, oldest first; empty when the history table does not exist (it is
@@ -267,11 +349,8 @@ fn has_content(conn: &Connection) -> rusqlite::Result<bool> {
 /// The known migrations still to apply, after checking the history against them the way
 /// refinery will (so that its refusals happen here, before any backup or write, with a
 /// clearer message).
-fn pending(
-    known: &[Migration],
-    applied: &[AppliedMigration],
-) -> Result<Vec<Migration>, MigrateErrorKind> {
-    let known_max = known.iter().map(Migration::version).max().unwrap_or(0);
+fn pending(known: &[Known], applied: &[AppliedMigration]) -> Result<Vec<Known>, MigrateErrorKind> {
+    let known_max = known.iter().map(|k| k.version).max().unwrap_or(0);
     if let Some(newest) = applied.iter().max_by_key(|m| m.version)
         && newest.version > known_max
     {
@@ -281,13 +360,13 @@ fn pending(
         });
     }
     for app in applied {
-        match known.iter().find(|k| k.version() == app.version) {
+        match known.iter().find(|k| k.version == app.version) {
             None => {
                 return Err(MigrateErrorKind::MissingMigration {
                     migration: app.label(),
                 });
             }
-            Some(k) if k.name() != app.name || k.checksum().to_string() != app.checksum => {
+            Some(k) if k.name != app.name || k.checksum.to_string() != app.checksum => {
                 return Err(MigrateErrorKind::Divergent {
                     migration: app.label(),
                 });
@@ -299,14 +378,13 @@ fn pending(
     let current = applied_versions.last().copied();
     let mut pending = Vec::new();
     for migration in known {
-        if applied_versions.contains(&migration.version()) {
+        if applied_versions.contains(&migration.version) {
             continue;
         }
         // refinery lets unversioned (`U`) migrations run out of order; versioned ones never.
-        let versioned = migration.prefix().to_string() == "V";
         if let Some(current) = current
-            && versioned
-            && migration.version() < current
+            && migration.versioned
+            && migration.version < current
         {
             return Err(MigrateErrorKind::OutOfOrder {
                 migration: migration.to_string(),
@@ -502,5 +580,63 @@ fn restore_hint(backup: Option<&Path>) -> String {
         ),
         None => "it was empty before: delete it (and its -wal and -shm files) and start again"
             .to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod known_tests {
+    use super::*;
+
+    /// The up-to-date check compares our checksums with the ones refinery wrote into the
+    /// history: they must be refinery's, or every database would look edited.
+    #[test]
+    fn embedded_migrations_are_named_and_checksummed_exactly_as_refinery_does() {
+        let synthetic = [
+            ("V10__a__b", "CREATE TABLE t (x);"),
+            ("U3___x", ""),
+            (
+                "V7__Ünïcode_free_but_long_name_0",
+                "SELECT 1;\n-- comment\n",
+            ),
+        ];
+        let all = embedded::EMBEDDED.iter().copied().chain(synthetic);
+        let mut n_checked = 0;
+        for (stem, sql) in all {
+            let ours = Known::embedded(stem, sql).unwrap_or_else(|| panic!("{stem} parses"));
+            let theirs = Migration::unapplied(stem, sql).unwrap();
+            assert_eq!(ours, Known::from_refinery(&theirs), "{stem}");
+            assert_eq!(ours.to_string(), theirs.to_string());
+            n_checked += 1;
+        }
+        assert!(
+            n_checked >= 2 + synthetic.len(),
+            "the embedded list is empty"
+        );
+    }
+
+    #[test]
+    fn embedded_migrations_are_in_version_order() {
+        let known = load(&Migrations::Embedded).unwrap();
+        let versions: Vec<i32> = known.iter().map(|k| k.version).collect();
+        assert!(
+            versions.windows(2).all(|pair| pair[0] < pair[1]),
+            "{versions:?}"
+        );
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
+        let n_files = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|entry| {
+                entry
+                    .as_ref()
+                    .is_ok_and(|entry| entry.path().extension().is_some_and(|ext| ext == "sql"))
+            })
+            .count();
+        assert_eq!(
+            known.len(),
+            n_files,
+            "every file of {} is embedded",
+            dir.display()
+        );
+        assert_eq!(known[0].to_string(), "V1__conductor_tables");
     }
 }
