@@ -204,3 +204,54 @@ fn up_refuses_an_ipc_port_that_a_service_needs_before_touching_anything() {
     assert_eq!(up.stdout(), "", "something was started");
     assert!(!data_dir.exists(), "the data dir was created");
 }
+
+/// Runs `up` with `CONDUCTOR_LOG=<filter>` on a registry whose one service cannot start (so
+/// `up` ends by itself) and returns conductor.log.
+fn conductor_log_with_filter(name: &str, filter: &str) -> String {
+    let dir = TempDir::new(name);
+    let [port] = free_ports();
+    let registry = dir.write(
+        "conductor.toml",
+        &format!(
+            "{head}\n[services.records]\nport = {port}\ncommand = {missing}\n",
+            head = registry_head("LogFilterTest"),
+            missing = support::toml_path(&dir.join("no-such-program")),
+        ),
+    );
+    let data_dir = dir.join("data");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_conductor"))
+        .arg("up")
+        .arg("--registry")
+        .arg(&registry)
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .env("CONDUCTOR_LOG", filter)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("conductor runs");
+    let (stdout, stderr) = texts(&output);
+    assert_eq!(output.status.code(), Some(2), "{stdout}\n{stderr}");
+    std::fs::read_to_string(data_dir.join("logs").join("conductor.log"))
+        .expect("conductor.log is written")
+}
+
+#[test]
+fn conductor_log_follows_the_conductor_log_filter_and_warns_about_a_bad_one() {
+    let verbose = conductor_log_with_filter("log-filter-debug", "debug");
+    assert!(
+        verbose.contains(" DEBUG "),
+        "no debug line at CONDUCTOR_LOG=debug:\n{verbose}"
+    );
+
+    let quiet = conductor_log_with_filter("log-filter-default", "info");
+    assert!(
+        !quiet.contains(" DEBUG "),
+        "a debug line at CONDUCTOR_LOG=info:\n{quiet}"
+    );
+
+    let bad = conductor_log_with_filter("log-filter-bad", "conductor=loud");
+    assert!(
+        bad.contains("ignoring CONDUCTOR_LOG \"conductor=loud\"") && !bad.contains(" DEBUG "),
+        "a bad filter is warned about and info is used:\n{bad}"
+    );
+}
