@@ -695,3 +695,139 @@ impl Drop for CliGuard {
         let _ = self.0.wait();
     }
 }
+
+/// A tag unique to one test, for `TEST_TAG = "<tag>"` in its services' `env`: descendants
+/// inherit it however they daemonise, so [`tagged`] finds them and [`KillTagged`] ends them.
+pub fn unique_tag(name: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// Live processes (zombies left out) whose environment has `TEST_TAG=<tag>`, read straight
+/// from `/proc`: independent of conductor's own marker, so a broken marker cannot hide one.
+pub fn tagged(tag: &str) -> Vec<u32> {
+    let entry = format!("TEST_TAG={tag}");
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| !is_gone(pid))
+        .filter(|&pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|environ| environ.split(|&b| b == 0).any(|e| e == entry.as_bytes()))
+        })
+        .collect()
+}
+
+/// Waits until no live process carries `TEST_TAG=<tag>`, or panics naming the survivors and
+/// their command lines.
+pub fn wait_untagged(tag: &str, what: &str) {
+    wait_until(DEADLINE, what, || {
+        let alive = tagged(tag);
+        if alive.is_empty() {
+            Ok(())
+        } else {
+            Err(describe_pids(&alive))
+        }
+    });
+}
+
+/// `pid (command line)` for each pid, for failure messages.
+pub fn describe_pids(pids: &[u32]) -> String {
+    pids.iter()
+        .map(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline: Vec<String> = cmdline
+                .split(|&b| b == 0)
+                .filter(|w| !w.is_empty())
+                .map(|w| String::from_utf8_lossy(w).into_owned())
+                .collect();
+            format!("{pid} ({})", cmdline.join(" "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// SIGKILLs every live process tagged `TEST_TAG=<tag>` when dropped (even on panic): the
+/// cleanup for daemons, which no process group holds.
+pub struct KillTagged(pub String);
+
+impl Drop for KillTagged {
+    fn drop(&mut self) {
+        for pid in tagged(&self.0) {
+            if let Ok(pid) = libc::pid_t::try_from(pid) {
+                // SAFETY: kill(2) has no memory-safety preconditions; the pid was just seen
+                // carrying this test's tag.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+    }
+}
+
+/// `fixtures/daemonize/daemonize.py` (a python3 program that starts a `setsid` or
+/// double-forked `sleep` daemon, then execs a command), as a TOML string.
+pub fn daemonize_script() -> String {
+    toml_path(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures/daemonize/daemonize.py")
+            .canonicalize()
+            .unwrap_or_else(|error| panic!("fixtures/daemonize/daemonize.py: {error}")),
+    )
+}
+
+/// Opens `GET /events` (with `Last-Event-ID` when given) and reads events until `until`
+/// accepts one (returned with all before it), or panics after [`DEADLINE`].
+pub fn read_events(
+    addr: &str,
+    token: &str,
+    last_event_id: Option<u64>,
+    mut until: impl FnMut(&str, &serde_json::Value) -> bool,
+) -> Vec<(String, serde_json::Value)> {
+    let fail = |error: std::io::Error| -> ! { panic!("event stream from {addr}: {error}") };
+    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| fail(e));
+    stream
+        .set_read_timeout(Some(DEADLINE))
+        .unwrap_or_else(|e| fail(e));
+    let resume = last_event_id.map_or(String::new(), |id| format!("Last-Event-ID: {id}\r\n"));
+    let request = format!(
+        "GET /events HTTP/1.0\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n{resume}\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .unwrap_or_else(|e| fail(e));
+    let deadline = Instant::now() + DEADLINE;
+    let mut reader = BufReader::new(stream);
+    let mut events = Vec::new();
+    let (mut name, mut data) = (String::new(), String::new());
+    let mut line = String::new();
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no matching event within {DEADLINE:?}; seen: {events:?}"
+        );
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or_else(|e| fail(e)) == 0 {
+            panic!("the event stream ended; seen: {events:?}");
+        }
+        let line = line.trim_end_matches(['\r', '\n']);
+        if let Some(value) = line.strip_prefix("event:") {
+            name = value.trim().to_owned();
+        } else if let Some(value) = line.strip_prefix("data:") {
+            data.push_str(value.trim_start());
+        } else if line.is_empty() && !name.is_empty() {
+            let payload = serde_json::from_str(&data).unwrap_or(serde_json::Value::Null);
+            let done = until(&name, &payload);
+            events.push((std::mem::take(&mut name), payload));
+            data.clear();
+            if done {
+                return events;
+            }
+        }
+    }
+}

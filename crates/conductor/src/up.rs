@@ -112,21 +112,62 @@ fn info_targets() -> tracing_subscriber::filter::Targets {
     tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO)
 }
 
+/// The reasons to stop that can arrive at any moment: SIGINT and SIGTERM, and (once the fleet
+/// exists) `app:quit`.
+struct StopRequests {
+    sigint: tokio::signal::unix::Signal,
+    sigterm: tokio::signal::unix::Signal,
+}
+
+impl StopRequests {
+    fn install() -> anyhow::Result<StopRequests> {
+        Ok(StopRequests {
+            sigint: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            sigterm: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+        })
+    }
+
+    /// The next signal's name. Cancel-safe.
+    async fn signal(&mut self) -> String {
+        tokio::select! {
+            _ = self.sigint.recv() => "SIGINT".to_owned(),
+            _ = self.sigterm.recv() => "SIGTERM".to_owned(),
+        }
+    }
+
+    /// The next signal or `app:quit`. Cancel-safe.
+    async fn any(&mut self, conductor: &Conductor) -> String {
+        tokio::select! {
+            reason = self.signal() => reason,
+            () = conductor.quit_requested() => "app:quit".to_owned(),
+        }
+    }
+}
+
+/// How often a stop requested during a migration interrupts SQLite again: an interrupt between
+/// two statements is lost, so it is repeated until the migration has rolled back.
+const INTERRUPT_REPEAT: Duration = Duration::from_millis(20);
+
 async fn serve(
     registry: conductor_registry::Registry,
     paths: Paths,
     args: &UpArgs,
 ) -> anyhow::Result<()> {
-    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut stops = StopRequests::install()?;
 
     // Step 2: process groups a previous run left behind.
     // Reclaim walks /proc and waits for what it killed: keep it off the runtime's workers.
     let user_data = paths.user_data.clone();
-    let reclaimed =
-        tokio::task::spawn_blocking(move || conductor_supervisor::reclaim_orphans(&user_data))
-            .await
-            .context("reclaiming orphans")?;
+    let reclaim =
+        tokio::task::spawn_blocking(move || conductor_supervisor::reclaim_orphans(&user_data));
+    let reclaimed = tokio::select! {
+        joined = reclaim => joined.context("reclaiming orphans")?,
+        reason = stops.signal() => {
+            // Nothing of this run exists yet: there is nothing to stop.
+            print_shutdown_header(&during_startup(&reason));
+            return Ok(());
+        }
+    };
     for line in reclaimed {
         tracing::warn!("orphan reclaim: {line}");
         println!("✓ Reclaimed orphans of a previous run: {line}");
@@ -137,27 +178,13 @@ async fn serve(
         paths.clone(),
         Settings {
             log_level: args.log_level.clone(),
+            subreaper: true,
             ..Settings::default()
         },
     )?;
 
-    // Step 3: the database, before any service.
-    match conductor.init_database().await {
-        Ok(report) => {
-            let n = report.migrations_run;
-            println!(
-                "✓ Database initialized ({n} migration{})",
-                if n == 1 { "" } else { "s" }
-            );
-        }
-        Err(err) => {
-            println!("✗ Database initialization failed");
-            conductor.shutdown().await;
-            // The database errors name the file themselves.
-            return Err(StartupFailed(format!("{err}\n  no service was started")).into());
-        }
-    }
-
+    // The control API comes up before the database, so that `app:quit` (and status) work
+    // during a long migration too.
     let token = conductor_ipc::generate_token();
     let server = conductor_ipc::serve(
         conductor.clone(),
@@ -178,13 +205,76 @@ async fn serve(
         .with_context(|| format!("writing {}", paths.user_data.join("ipc.json").display()))?;
     tracing::info!(url = %info.url, "control API listening");
 
-    // Step 5: the services.
+    // Step 3: the database, before any service.
+    let init = conductor.init_database();
+    tokio::pin!(init);
+    let (initialised, stopped_by) = tokio::select! {
+        result = &mut init => (result, None),
+        reason = stops.any(&conductor) => {
+            // The running migration rolls back inside its transaction and the backup is
+            // restored: wait for that, never for the rest of a long migration.
+            let result = loop {
+                conductor.interrupt_database();
+                if let Ok(result) = tokio::time::timeout(INTERRUPT_REPEAT, &mut init).await {
+                    break result;
+                }
+            };
+            (result, Some(reason))
+        }
+    };
+    if let Some(reason) = stopped_by {
+        if let Err(err) = &initialised {
+            tracing::info!("database initialisation interrupted: {err}");
+        }
+        let stopping = Stopping {
+            conductor: &conductor,
+            server: Some(server),
+            user_data: &paths.user_data,
+            window: None,
+        };
+        return stopping.run(&during_startup(&reason), stops).await;
+    }
+    match initialised {
+        Ok(report) => {
+            let n = report.migrations_run;
+            println!(
+                "✓ Database initialized ({n} migration{})",
+                if n == 1 { "" } else { "s" }
+            );
+        }
+        Err(err) => {
+            println!("✗ Database initialization failed");
+            conductor.shutdown().await;
+            server.shutdown().await;
+            conductor_ipc::remove_info(&paths.user_data);
+            // The database errors name the file themselves.
+            return Err(StartupFailed(format!("{err}\n  no service was started")).into());
+        }
+    }
+
+    // Step 4 and 5: port preflight and the services; a stop asked for meanwhile is honoured at
+    // once (readiness waits and restart backoffs included).
     let progress = show_progress(&conductor);
-    let started = conductor.start_all().await;
+    let started = tokio::select! {
+        started = conductor.start_all() => Ok(started),
+        reason = stops.any(&conductor) => Err(reason),
+    };
     progress.abort();
     if std::io::stdout().is_terminal() {
         print!("\r\x1b[2K");
     }
+    let started = match started {
+        Ok(started) => started,
+        Err(reason) => {
+            let stopping = Stopping {
+                conductor: &conductor,
+                server: Some(server),
+                user_data: &paths.user_data,
+                window: None,
+            };
+            return stopping.run(&during_startup(&reason), stops).await;
+        }
+    };
     let report = match started {
         Ok(report) => report,
         Err(err) => {
@@ -200,6 +290,56 @@ async fn serve(
             return Err(StartupFailed(err.to_string()).into());
         }
     };
+    print_start_report(&report);
+    println!(
+        "  control API: {} (credentials in {})",
+        info.url,
+        paths.user_data.join("ipc.json").display()
+    );
+
+    // Step 6: the window command, given the control API's address and token.
+    let mut window = match conductor.start_window(vec![
+        ("CONDUCTOR_IPC_URL".into(), info.url.clone().into()),
+        ("CONDUCTOR_IPC_TOKEN".into(), token.into()),
+    ]) {
+        Ok(Some(window)) => {
+            println!("✓ Creating window");
+            Some(window)
+        }
+        Ok(None) => None,
+        Err(err) => {
+            println!("✗ Creating window... FAILED: {err}");
+            None
+        }
+    };
+    let _ = std::io::stdout().flush();
+
+    let reason = tokio::select! {
+        reason = stops.any(&conductor) => reason,
+        exit = window_exit(&mut window) => format!("the window exited ({exit})"),
+    };
+    let stopping = Stopping {
+        conductor: &conductor,
+        server: Some(server),
+        user_data: &paths.user_data,
+        window: window.as_mut(),
+    };
+    stopping.run(&reason, stops).await
+}
+
+/// The reason printed for a stop that arrived before startup was over.
+fn during_startup(reason: &str) -> String {
+    format!("{reason} (during startup)")
+}
+
+fn print_shutdown_header(reason: &str) {
+    tracing::info!(%reason, "shutting down");
+    println!("✓ Shutting down services...");
+    println!("  reason: {reason}");
+    let _ = std::io::stdout().flush();
+}
+
+fn print_start_report(report: &conductor_supervisor::StartReport) {
     let mut degraded = Vec::new();
     for service in &report.services {
         match &service.outcome {
@@ -233,74 +373,53 @@ async fn serve(
     } else {
         println!("! Running degraded without: {}", degraded.join(", "));
     }
-    println!(
-        "  control API: {} (credentials in {})",
-        info.url,
-        paths.user_data.join("ipc.json").display()
-    );
+}
 
-    // Step 6: the window command, given the control API's address and token.
-    let mut window = match conductor.start_window(vec![
-        ("CONDUCTOR_IPC_URL".into(), info.url.clone().into()),
-        ("CONDUCTOR_IPC_TOKEN".into(), token.into()),
-    ]) {
-        Ok(Some(window)) => {
-            println!("✓ Creating window");
-            Some(window)
+/// The graceful stop (SPEC §4 "Shutdown"), whatever asked for it and whenever.
+struct Stopping<'a> {
+    conductor: &'a Conductor,
+    server: Option<conductor_ipc::Server>,
+    user_data: &'a std::path::Path,
+    window: Option<&'a mut conductor_supervisor::Window>,
+}
+
+impl Stopping<'_> {
+    async fn run(self, reason: &str, mut stops: StopRequests) -> anyhow::Result<()> {
+        print_shutdown_header(reason);
+        // A second SIGINT (or SIGTERM) during the graceful stop kills every group at once.
+        let forced = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let watchdog = {
+            let conductor = self.conductor.clone();
+            let forced = forced.clone();
+            tokio::spawn(async move {
+                stops.signal().await;
+                forced.store(true, std::sync::atomic::Ordering::SeqCst);
+                let n = tokio::task::spawn_blocking(move || conductor.kill_all())
+                    .await
+                    .unwrap_or(0);
+                tracing::warn!(n_groups = n, "second signal: killed every process group");
+            })
+        };
+        if let Some(window) = self.window {
+            window.stop(Duration::from_secs(5)).await;
         }
-        Ok(None) => None,
-        Err(err) => {
-            println!("✗ Creating window... FAILED: {err}");
-            None
+        let shutdown = self.conductor.shutdown().await;
+        watchdog.abort();
+        if let Some(server) = self.server {
+            server.shutdown().await;
+            conductor_ipc::remove_info(self.user_data);
         }
-    };
-    let _ = std::io::stdout().flush();
-
-    let reason = tokio::select! {
-        _ = sigint.recv() => "SIGINT".to_owned(),
-        _ = sigterm.recv() => "SIGTERM".to_owned(),
-        () = conductor.quit_requested() => "app:quit".to_owned(),
-        exit = window_exit(&mut window) => format!("the window exited ({exit})"),
-    };
-    tracing::info!(%reason, "shutting down");
-    println!("✓ Shutting down services...");
-    println!("  reason: {reason}");
-    let _ = std::io::stdout().flush();
-
-    // A second SIGINT (or SIGTERM) during the graceful stop kills every group at once.
-    let forced = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let watchdog = {
-        let conductor = conductor.clone();
-        let forced = forced.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = sigint.recv() => {},
-                _ = sigterm.recv() => {},
-            }
-            forced.store(true, std::sync::atomic::Ordering::SeqCst);
-            let n = tokio::task::spawn_blocking(move || conductor.kill_all())
-                .await
-                .unwrap_or(0);
-            tracing::warn!(n_groups = n, "second signal: killed every process group");
-        })
-    };
-    if let Some(window) = window.as_mut() {
-        window.stop(Duration::from_secs(5)).await;
+        for service in &shutdown.services {
+            println!("✓ {} Service stopped", service.title);
+        }
+        if shutdown.database_closed {
+            println!("✓ Database connections closed");
+        }
+        if forced.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(ForcedExit.into());
+        }
+        Ok(())
     }
-    let shutdown = conductor.shutdown().await;
-    watchdog.abort();
-    server.shutdown().await;
-    conductor_ipc::remove_info(&paths.user_data);
-    for service in &shutdown.services {
-        println!("✓ {} Service stopped", service.title);
-    }
-    if shutdown.database_closed {
-        println!("✓ Database connections closed");
-    }
-    if forced.load(std::sync::atomic::Ordering::SeqCst) {
-        return Err(ForcedExit.into());
-    }
-    Ok(())
 }
 
 async fn window_exit(window: &mut Option<conductor_supervisor::Window>) -> String {

@@ -34,6 +34,24 @@ impl Default for OpenOptions {
     }
 }
 
+/// Stops whatever statement a [`Database`]'s connection is running (see
+/// [`Database::interrupt_handle`]). Between statements it does nothing, so a caller that
+/// wants a long `init` to end calls [`Interrupt::interrupt`] until `init` returns.
+pub struct Interrupt(rusqlite::InterruptHandle);
+
+impl Interrupt {
+    /// Interrupts the running statement, if any.
+    pub fn interrupt(&self) {
+        self.0.interrupt();
+    }
+}
+
+impl std::fmt::Debug for Interrupt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Interrupt")
+    }
+}
+
 /// An open conductor database: its path and one rusqlite connection.
 ///
 /// Blocking: call its methods from `spawn_blocking` or a thread of your own.
@@ -84,6 +102,13 @@ impl Database {
     /// The database file this was opened from.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A handle, usable from any thread, that makes the statement this connection is running
+    /// fail with "interrupted": a migration in progress then rolls back inside its transaction
+    /// and [`Database::init`] restores the backup, so the database is never half migrated.
+    pub fn interrupt_handle(&self) -> Interrupt {
+        Interrupt(self.conn.get_interrupt_handle())
     }
 
     /// The latest applied migration and whether every known migration is applied.

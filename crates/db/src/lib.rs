@@ -30,8 +30,8 @@ mod sys;
 
 pub use crate::{
     database::{
-        CloseError, CloseErrorKind, Database, DbStatus, OpenError, OpenErrorKind, OpenOptions,
-        StatusError, StatusErrorKind,
+        CloseError, CloseErrorKind, Database, DbStatus, Interrupt, OpenError, OpenErrorKind,
+        OpenOptions, StatusError, StatusErrorKind,
     },
     migrate::{InitReport, MigrateError, MigrateErrorKind, Migrations, Restored},
     recorder::{EventRecorder, RecorderSummary, ServiceEventRow},

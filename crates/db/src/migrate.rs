@@ -130,6 +130,11 @@ impl Database {
             .set_grouped(false)
             .set_abort_divergent(true)
             .set_abort_missing(true);
+        tracing::info!(
+            db = %path.display(),
+            pending = ?pending.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "applying migrations"
+        );
         match runner.run(&mut self.conn) {
             Ok(report) => {
                 let applied: Vec<String> = report

@@ -23,6 +23,7 @@ use tokio::{
 use crate::{
     error::{SpawnError, SpawnErrorKind, StopError, StopErrorKind},
     sys,
+    tree::{self, MarkedProcess, TreeMarker},
 };
 
 /// How long a SIGKILLed group gets to disappear before [`ProcessGroup::stop`] gives up on it.
@@ -80,6 +81,10 @@ pub struct SpawnSpec {
     /// Variables added on top of the inherited environment; a later entry wins over an earlier
     /// one with the same name.
     pub env: Vec<(OsString, OsString)>,
+    /// Marks the child's whole tree (it is added to the environment last, so it wins over
+    /// [`env`](Self::env)): stopping, awaiting or dropping the [`ProcessGroup`] then also ends
+    /// every descendant that carries it, even one that left the process group.
+    pub marker: Option<TreeMarker>,
 }
 
 /// Identifies a process group across a restart of conductor, for orphan reclaim
@@ -131,12 +136,19 @@ impl GroupSignal {
 /// Dropping it without [`stop`](Self::stop) or [`wait`](Self::wait) having finished SIGKILLs the
 /// whole group (without blocking; tokio reaps the leader in the background), so a panic or an
 /// early return never leaks a process. A process that moves itself into another group or
-/// session (a daemonising grandchild) escapes it; that is not supported.
+/// session (a daemonising grandchild) escapes the group; with a [`TreeMarker`] it is still
+/// found (see [`crate::find_marked`]) and ended with the group, on drop too.
 #[derive(Debug)]
 pub struct ProcessGroup {
     child: Child,
     pid: u32,
     record: GroupRecord,
+    /// `NAME=VALUE` of the tree's marker, if it has one.
+    marker: Option<Vec<u8>>,
+    /// Members of the tree outside the group found so far during a stop.
+    marked: Vec<MarkedProcess>,
+    /// Whether the tree has been looked for at least once.
+    tree_scanned: bool,
     exit_watch: sys::ExitWatch,
     /// Set when the leader has been reaped to notice its exit (platforms without an
     /// [`sys::ExitWatch`]); the group may still need its SIGKILL.
@@ -179,6 +191,10 @@ pub fn spawn(spec: &SpawnSpec) -> Result<ProcessGroup, SpawnError> {
     if let Some(dir) = &spec.cwd {
         command.current_dir(dir);
     }
+    if let Some(marker) = &spec.marker {
+        let (name, value) = marker.env();
+        command.env(name, value);
+    }
     sys::prepare(&mut command).map_err(|source| SpawnError {
         program: spec.program.clone(),
         kind: SpawnErrorKind::Unsupported,
@@ -196,6 +212,9 @@ pub fn spawn(spec: &SpawnSpec) -> Result<ProcessGroup, SpawnError> {
             pgid: pid,
             start_time: sys::process_start_time(pid).unwrap_or(0),
         },
+        marker: spec.marker.as_ref().map(TreeMarker::entry),
+        marked: Vec::new(),
+        tree_scanned: false,
         exit_watch: sys::ExitWatch::new(pid),
         reaped: None,
         finished: None,
@@ -308,12 +327,12 @@ impl ProcessGroup {
             return Ok(status);
         }
         self.leader_exit().await.map_err(io::Error::other)?;
-        self.kill_and_reap().await.map_err(io::Error::other)
+        self.kill_and_reap(false).await.map_err(io::Error::other)
     }
 
     /// Stops the whole group: SIGTERM (then SIGCONT, so a stopped process can act on it) to the
-    /// group, wait up to `timeout` for the leader and the
-    /// rest of the group to exit, then SIGKILL the group and reap the leader.
+    /// group and to the marked members of its tree outside it, wait up to `timeout` for the
+    /// leader and the rest to exit, then SIGKILL the group and the tree and reap the leader.
     ///
     /// Idempotent: once the group has ended, later calls return
     /// [`StopOutcome::AlreadyExited`] with the same status. Dropping the future part-way leaves
@@ -328,22 +347,28 @@ impl ProcessGroup {
             return Ok(StopOutcome::AlreadyExited(status));
         }
         if self.leader_exited_now()? {
-            let status = self.kill_and_reap().await?;
+            let status = self.kill_and_reap(false).await?;
             return Ok(StopOutcome::AlreadyExited(status));
         }
         self.signal(GroupSignal::Terminate)?;
         self.signal(GroupSignal::Continue)?;
-        let graceful = time::timeout(timeout, async {
+        let deadline = Instant::now() + timeout;
+        // The group is already acting on SIGTERM while the tree is looked for.
+        self.find_tree().await;
+        tree::signal_all(&self.marked, GroupSignal::Terminate);
+        tree::signal_all(&self.marked, GroupSignal::Continue);
+        let graceful = time::timeout_at(deadline, async {
             self.leader_exit().await?;
             self.rest_of_group_gone().await;
+            self.rest_of_tree_gone().await;
             Ok::<(), StopError>(())
         })
         .await;
         let outcome = match graceful {
-            Ok(Ok(())) => StopOutcome::Terminated(self.kill_and_reap().await?),
+            Ok(Ok(())) => StopOutcome::Terminated(self.kill_and_reap(false).await?),
             Ok(Err(error)) => return Err(error),
             Err(_elapsed) => {
-                self.kill_and_reap().await?;
+                self.kill_and_reap(true).await?;
                 StopOutcome::Killed
             }
         };
@@ -409,9 +434,62 @@ impl ProcessGroup {
         }
     }
 
-    /// SIGKILLs the group, waits (bounded) for the leader and the rest to go, then reaps.
-    async fn kill_and_reap(&mut self) -> Result<ExitStatus, StopError> {
+    /// Resolves once every marked member of the tree found so far has exited. Cancel-safe.
+    async fn rest_of_tree_gone(&self) {
+        let mut pause = MEMBER_POLL_FIRST;
+        while !self.marked.iter().all(MarkedProcess::has_exited) {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(MEMBER_POLL_MAX);
+        }
+    }
+
+    /// Looks for the tree's members outside the group (one pass over `/proc`, off the
+    /// runtime's workers) and adds them to `marked`. Nothing to do without a marker.
+    async fn find_tree(&mut self) {
+        let Some(entry) = self.marker.clone() else {
+            return;
+        };
+        if group_kill_disabled() {
+            // Under the test-only switch the rest of the tree is deliberately left alone.
+            return;
+        }
+        let (since, leader) = (self.record.start_time, self.pid);
+        let scan = move || tree::find_marked(&entry, since, &[leader]);
+        self.tree_scanned = true;
+        let found = match tokio::task::spawn_blocking(scan).await {
+            Ok(found) => found,
+            Err(error) => {
+                tracing::warn!(pgid = self.pid, %error, "the scan for the process tree failed");
+                return;
+            }
+        };
+        self.add_marked(found);
+    }
+
+    fn add_marked(&mut self, found: Vec<MarkedProcess>) {
+        for process in found {
+            let known = self
+                .marked
+                .iter()
+                .any(|m| m.pid == process.pid && m.start_time == process.start_time);
+            if !known {
+                self.marked.push(process);
+            }
+        }
+    }
+
+    /// SIGKILLs the group and its tree, waits (bounded) for the leader and the rest to go,
+    /// then reaps.
+    async fn kill_and_reap(&mut self, escalated: bool) -> Result<ExitStatus, StopError> {
         self.signal(GroupSignal::Kill)?;
+        tree::signal_all(&self.marked, GroupSignal::Kill);
+        // Look (again) for the tree: nobody has yet after a crash; a member found before, or a
+        // group that had to be killed, may have forked since. A cooperative stop of a tree with
+        // nothing outside its group costs one scan in all.
+        if self.marker.is_some() && (!self.tree_scanned || !self.marked.is_empty() || escalated) {
+            self.find_tree().await;
+            tree::signal_all(&self.marked, GroupSignal::Kill);
+        }
         let deadline = Instant::now() + KILL_GRACE;
         match time::timeout_at(deadline, self.leader_exit()).await {
             Ok(result) => result?,
@@ -428,6 +506,18 @@ impl ProcessGroup {
                 "members of the process group are still alive {KILL_GRACE:?} after SIGKILL"
             );
         }
+        if time::timeout_at(deadline, self.rest_of_tree_gone())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                pgid = self.pid,
+                "members of the process tree are still alive {KILL_GRACE:?} after SIGKILL"
+            );
+        }
+        // Members we adopted as subreaper are our zombies now; the handles name them exactly.
+        tree::reap_if_ours(&self.marked);
+        self.marked.clear();
         let status = match self.reaped {
             Some(status) => status,
             None => self
@@ -474,12 +564,19 @@ impl Drop for ProcessGroup {
         if self.finished.is_some() {
             return;
         }
-        // Never blocks: the leader is reaped later by tokio's orphan reaper.
+        // The leader is reaped later by tokio's orphan reaper.
         match signal_group_or_leader(self.pid, GroupSignal::Kill) {
             Ok(()) => tracing::debug!(pgid = self.pid, "killed process group on drop"),
             Err(error) => {
                 tracing::warn!(pgid = self.pid, %error, "could not kill process group on drop");
             }
+        }
+        // One pass over /proc (milliseconds) on a path taken only on panics and early returns:
+        // a daemonised descendant must not outlive its guard either.
+        if let Some(entry) = self.marker.as_ref().filter(|_| !group_kill_disabled()) {
+            let mut found = tree::find_marked(entry, self.record.start_time, &[self.pid]);
+            found.append(&mut self.marked);
+            tree::signal_all(&found, GroupSignal::Kill);
         }
     }
 }

@@ -3,6 +3,9 @@
 //! Entry points: [`spawn`] returns a [`ProcessGroup`], whose [`ProcessGroup::stop`] and `Drop`
 //! end the whole group; [`reclaim`] ends groups a previous run left behind; [`port_holder`] and
 //! [`port_is_free`] answer "who holds this TCP port".
+//! A child spawned with a [`TreeMarker`] is stopped with its whole tree, including descendants
+//! that left its process group ([`find_marked`]); [`become_subreaper`] and [`reap_adopted`]
+//! let the calling process adopt and reap such orphans.
 //!
 //! This crate takes plain inputs (a program, arguments, a directory, variables): it knows
 //! nothing about registries, services, health or restart policy, and it never reads a child's
@@ -24,10 +27,12 @@ mod sys;
 #[cfg(windows)]
 #[path = "windows.rs"]
 mod sys;
+mod tree;
 
 pub use crate::{
     error::{SpawnError, SpawnErrorKind, StopError, StopErrorKind},
     group::{GroupRecord, ProcessGroup, SpawnSpec, StopOutcome, process_start_time, spawn},
     port::{PortHolder, port_holder, port_is_free},
     reclaim::{ReclaimOutcome, Reclaimed, SkipReason, boot_id, reclaim},
+    tree::{MarkedProcess, TreeMarker, become_subreaper, find_marked, kill_marked, reap_adopted},
 };

@@ -1,5 +1,5 @@
-//! Reads Linux's `/proc`: a process's stat line (state, group, start time), the table of TCP
-//! sockets, and which process holds a socket.
+//! Reads Linux's `/proc`: a process's stat line (state, parent, group, session, start time), its
+//! environment and owner, the table of TCP sockets, and which process holds a socket.
 //! Parsing is kept apart from reading so it is tested on fixed text. Nothing here signals a
 //! process or decides whether one is ours.
 
@@ -13,8 +13,12 @@ pub(crate) struct ProcStat {
     pub(crate) comm: String,
     /// Field 3: `R`, `S`, `D`, `Z` (zombie), `X` (dead) …
     pub(crate) state: char,
+    /// Field 4: the parent (after re-parenting, the reaper that adopted it).
+    pub(crate) ppid: u32,
     /// Field 5.
     pub(crate) pgrp: u32,
+    /// Field 6: the session id.
+    pub(crate) session: u32,
     /// Field 22, clock ticks since boot.
     pub(crate) start_time: u64,
 }
@@ -46,7 +50,9 @@ pub(crate) fn parse_stat(line: &str) -> Option<ProcStat> {
         pid,
         comm,
         state,
+        ppid: rest.get(4 - 3)?.parse().ok()?,
         pgrp: rest.get(5 - 3)?.parse().ok()?,
+        session: rest.get(6 - 3)?.parse().ok()?,
         start_time: rest.get(22 - 3)?.parse().ok()?,
     })
 }
@@ -70,6 +76,57 @@ pub(crate) fn pids() -> io::Result<Vec<u32>> {
 /// The stat of every process that exists now; processes that exit during the scan are left out.
 pub(crate) fn all_processes() -> io::Result<Vec<ProcStat>> {
     Ok(pids()?.into_iter().filter_map(read_stat).collect())
+}
+
+/// Whether the NUL-separated environment block `environ` (as `/proc/<pid>/environ` holds it)
+/// has an entry that starts with `entry_prefix` (`NAME=value`, or `NAME=val` to match by
+/// prefix).
+pub(crate) fn environ_has(environ: &[u8], entry_prefix: &[u8]) -> bool {
+    environ
+        .split(|&byte| byte == 0)
+        .any(|entry| entry.starts_with(entry_prefix))
+}
+
+/// `/proc/<pid>/environ`: the environment the process was started with. Empty for zombies and
+/// kernel threads; `None` if it cannot be read (gone, or another user's).
+pub(crate) fn read_environ(pid: u32) -> Option<Vec<u8>> {
+    fs::read(format!("/proc/{pid}/environ")).ok()
+}
+
+/// The real user id owning the process (the owner of `/proc/<pid>`).
+pub(crate) fn owner_uid(pid: u32) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(format!("/proc/{pid}"))
+        .ok()
+        .map(|meta| meta.uid())
+}
+
+/// The pids of this process's children. Read from `/proc/self/task/<tid>/children` (one list
+/// per thread: an orphan is re-parented to one thread of its reaper), a few small files; where
+/// the kernel lacks those lists (`CONFIG_PROC_CHILDREN` off), from the parent field of every
+/// process.
+pub(crate) fn own_children() -> io::Result<Vec<u32>> {
+    let mut children = Vec::new();
+    for task in fs::read_dir("/proc/self/task")? {
+        let task = task?;
+        match fs::read_to_string(task.path().join("children")) {
+            Ok(list) => children.extend(
+                list.split_ascii_whitespace()
+                    .filter_map(|pid| pid.parse::<u32>().ok()),
+            ),
+            // The thread exited during the walk: its children were handed to another thread.
+            Err(_) if !task.path().exists() => {}
+            Err(_) => {
+                let own = std::process::id();
+                return Ok(all_processes()?
+                    .into_iter()
+                    .filter(|stat| stat.ppid == own)
+                    .map(|stat| stat.pid)
+                    .collect());
+            }
+        }
+    }
+    Ok(children)
 }
 
 /// The inodes of the listening sockets on `port` in one `/proc/net/tcp` or `/proc/net/tcp6`
@@ -141,10 +198,34 @@ mod tests {
                 pid: 4242,
                 comm: "we) ird (name)".to_owned(),
                 state: 'S',
+                ppid: 1,
                 pgrp: 4240,
+                session: 4240,
                 start_time: 987_654,
             }
         );
+    }
+
+    #[test]
+    fn environment_entries_match_whole_names_only() {
+        let environ = b"PATH=/bin\0CONDUCTOR_INSTANCE=run1/records\0XCONDUCTOR_INSTANCE=run2/x\0";
+        assert!(environ_has(environ, b"CONDUCTOR_INSTANCE=run1/records"));
+        assert!(environ_has(environ, b"CONDUCTOR_INSTANCE=run1/"));
+        assert!(!environ_has(environ, b"CONDUCTOR_INSTANCE=run2/"));
+        assert!(!environ_has(b"", b"CONDUCTOR_INSTANCE="));
+    }
+
+    #[test]
+    fn own_children_lists_a_child_we_started() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .expect("sleep starts");
+        let children = own_children();
+        let _ = child.kill();
+        let _ = child.wait();
+        let children = children.expect("our children can be listed");
+        assert!(children.contains(&child.id()), "{children:?}");
     }
 
     #[test]

@@ -329,3 +329,226 @@ pub(crate) fn port_holder(port: u16) -> Option<PortHolder> {
         None
     }
 }
+
+/// A process found by a marker scan, pinned so that a signal never reaches a pid's next owner:
+/// a pidfd on Linux (opened, then the start time checked again), the pid and start time
+/// elsewhere (checked again before each signal).
+#[derive(Debug)]
+pub(crate) struct ProcessHandle {
+    pid: u32,
+    #[cfg(target_os = "linux")]
+    pidfd: Option<std::os::fd::OwnedFd>,
+    start_time: u64,
+}
+
+impl ProcessHandle {
+    /// Pins `pid` if it is still the process that started at `start_time`.
+    #[cfg(target_os = "linux")]
+    fn pin(pid: u32, start_time: u64) -> Option<ProcessHandle> {
+        let pidfd = pidfd_open(pid).ok();
+        // Checked after opening: if the start time still matches, the pidfd is that process.
+        let now = crate::procfs::read_stat(pid)?;
+        (now.start_time == start_time && now.is_live()).then_some(ProcessHandle {
+            pid,
+            pidfd,
+            start_time,
+        })
+    }
+
+    pub(crate) fn signal(&self, signal: GroupSignal) -> io::Result<()> {
+        let signal = match signal {
+            GroupSignal::Terminate => libc::SIGTERM,
+            GroupSignal::Continue => libc::SIGCONT,
+            GroupSignal::Kill => libc::SIGKILL,
+        };
+        #[cfg(target_os = "linux")]
+        if let Some(pidfd) = &self.pidfd {
+            use std::os::fd::AsRawFd;
+            // SAFETY: pidfd_send_signal reads no memory of ours (the siginfo pointer is null).
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    pidfd.as_raw_fd(),
+                    signal,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0 as libc::c_uint,
+                )
+            };
+            if rc == 0 {
+                return Ok(());
+            }
+            let error = io::Error::last_os_error();
+            return match error.raw_os_error() {
+                Some(libc::ESRCH) => Ok(()),
+                _ => Err(error),
+            };
+        }
+        if process_start_time(self.pid) != Some(self.start_time) {
+            return Ok(());
+        }
+        let pid = Pid::from_raw(libc::pid_t::try_from(self.pid).map_err(io::Error::other)?);
+        let signal = Signal::try_from(signal).map_err(io::Error::from)?;
+        match nix::sys::signal::kill(pid, signal) {
+            Ok(()) | Err(Errno::ESRCH) => Ok(()),
+            Err(errno) => Err(errno.into()),
+        }
+    }
+
+    /// Whether the process has exited (zombies count as exited).
+    pub(crate) fn has_exited(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        if let Some(pidfd) = &self.pidfd {
+            use std::os::fd::AsRawFd;
+            let mut poll = libc::pollfd {
+                fd: pidfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: `poll` points at one initialised pollfd; a zero timeout never blocks.
+            let rc = unsafe { libc::poll(&mut poll, 1, 0) };
+            return rc != 0;
+        }
+        #[cfg(target_os = "linux")]
+        {
+            !crate::procfs::read_stat(self.pid)
+                .is_some_and(|stat| stat.start_time == self.start_time && stat.is_live())
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            process_start_time(self.pid) != Some(self.start_time)
+        }
+    }
+
+    /// Reaps the process if it is an exited child of ours; anything else is left alone.
+    pub(crate) fn reap_if_child(&self) {
+        #[cfg(target_os = "linux")]
+        if let Some(pidfd) = &self.pidfd {
+            use nix::sys::wait::{Id, WaitPidFlag, waitid};
+            use std::os::fd::AsFd;
+            // ECHILD (not our child) and "still alive" are both fine: nothing to reap.
+            let _ = waitid(
+                Id::PIDFd(pidfd.as_fd()),
+                WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG,
+            );
+        }
+    }
+}
+
+/// See [`crate::find_marked`].
+pub(crate) fn find_marked(
+    entry_prefix: &[u8],
+    since: u64,
+    exclude: &[u32],
+) -> Vec<crate::tree::MarkedProcess> {
+    #[cfg(target_os = "linux")]
+    {
+        use crate::procfs;
+        let own = std::process::id();
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let uid = unsafe { libc::geteuid() };
+        let Ok(pids) = procfs::pids() else {
+            return Vec::new();
+        };
+        pids.into_iter()
+            .filter(|pid| *pid != own && !exclude.contains(pid))
+            .filter_map(|pid| {
+                let stat = procfs::read_stat(pid)?;
+                if !stat.is_live() || stat.start_time < since {
+                    return None;
+                }
+                if procfs::owner_uid(pid)? != uid {
+                    return None;
+                }
+                let environ = procfs::read_environ(pid)?;
+                if !procfs::environ_has(&environ, entry_prefix) {
+                    return None;
+                }
+                let handle = ProcessHandle::pin(pid, stat.start_time)?;
+                Some(crate::tree::MarkedProcess {
+                    pid,
+                    start_time: stat.start_time,
+                    handle,
+                })
+            })
+            .collect()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (entry_prefix, since, exclude);
+        Vec::new()
+    }
+}
+
+pub(crate) fn become_subreaper() -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: prctl(PR_SET_CHILD_SUBREAPER, 1) reads no memory of ours.
+        let rc = unsafe {
+            libc::prctl(
+                libc::PR_SET_CHILD_SUBREAPER,
+                1 as libc::c_ulong,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+            )
+        };
+        if rc == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "child subreapers are a Linux feature (macOS and Windows have none)",
+        ))
+    }
+}
+
+pub(crate) fn reap_adopted() -> usize {
+    #[cfg(target_os = "linux")]
+    {
+        use crate::procfs;
+        use nix::sys::wait::{Id, WaitPidFlag, waitid};
+        // One sweep at a time: two sweeps could both judge the same zombie.
+        static SWEEP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _sweep = SWEEP
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(own) = procfs::read_stat(std::process::id()) else {
+            return 0;
+        };
+        let Ok(children) = procfs::own_children() else {
+            return 0;
+        };
+        let mut n_reaped = 0;
+        for pid in children {
+            let Some(stat) = procfs::read_stat(pid) else {
+                continue;
+            };
+            let started_by_someone_here =
+                stat.pgrp == own.pgrp || (stat.pgrp == stat.pid && stat.session == own.session);
+            if stat.is_live() || started_by_someone_here {
+                continue;
+            }
+            let Ok(raw) = libc::pid_t::try_from(pid) else {
+                continue;
+            };
+            // A zombie child keeps its pid until reaped, so `pid` is still that zombie.
+            if waitid(
+                Id::Pid(Pid::from_raw(raw)),
+                WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG,
+            )
+            .is_ok()
+            {
+                n_reaped += 1;
+            }
+        }
+        n_reaped
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        0
+    }
+}

@@ -57,6 +57,16 @@ pub struct Settings {
     pub write_run_state: bool,
     /// Events kept for clients that reconnect with `Last-Event-ID`.
     pub replay_events: usize,
+    /// Make the whole process a child subreaper (Linux `PR_SET_CHILD_SUBREAPER`) and reap the
+    /// orphans it adopts, so a service's daemonised descendants are re-parented to it instead
+    /// of to init. Off by default: it is process-wide and permanent, and a host process (a
+    /// Tauri app) then also adopts the orphans of its own children, and must not itself reap
+    /// with `waitpid(-1)`. Zombie children that lead their own process group in the host's
+    /// session, or sit in the host's own group, are never reaped by conductor, so children
+    /// the host awaits (std's `Command`, tokio's) keep their exit status. The `conductor`
+    /// binary turns it on. Without it, daemonised descendants are still found by their
+    /// marker and stopped; they are only reaped by init instead.
+    pub subreaper: bool,
 }
 
 impl Default for Settings {
@@ -65,9 +75,15 @@ impl Default for Settings {
             log_level: "info".to_owned(),
             write_run_state: true,
             replay_events: 1024,
+            subreaper: false,
         }
     }
 }
+
+/// The environment variable that marks every process of a service's tree:
+/// `CONDUCTOR_INSTANCE=<run id>/<service>`. Descendants inherit it, however they daemonise,
+/// so a stop finds them by it (see `conductor_spawn::TreeMarker`).
+pub const MARKER_VARIABLE: &str = "CONDUCTOR_INSTANCE";
 
 /// A directory conductor needs could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -217,7 +233,10 @@ struct Inner {
     logs: Logs,
     common_env: Vec<(OsString, OsString)>,
     database: Arc<Mutex<Option<Database>>>,
+    /// Interrupts a long migration when a stop is asked for during startup.
+    database_interrupt: Arc<Mutex<Option<conductor_db::Interrupt>>>,
     quit: watch::Sender<bool>,
+    run_id: String,
     tasks: Mutex<JoinSet<()>>,
     shutdown_done: tokio::sync::Mutex<Option<ShutdownReport>>,
 }
@@ -270,7 +289,18 @@ impl Conductor {
         let run_state_path = settings
             .write_run_state
             .then(|| paths.user_data.join("run-state.json"));
-        let shared = Arc::new(Shared::new(members, bus, run_state_path.clone()));
+        let run_id = uuid::Uuid::new_v4().simple().to_string();
+        let shared = Arc::new(Shared::new(
+            members,
+            bus,
+            run_state_path.clone(),
+            run_id.clone(),
+        ));
+        if let Some(path) = &run_state_path {
+            // Written before any service can be spawned: a conductor SIGKILLed a moment after
+            // its first spawn still leaves the run id by which the next run finds the tree.
+            write_run_state_now(&shared.watch_run_state().borrow(), path);
+        }
         let common_env: Vec<(OsString, OsString)> = vec![
             (
                 "DATABASE_URL".into(),
@@ -286,6 +316,16 @@ impl Conductor {
         ];
         let prober = Prober::new();
         let mut tasks = JoinSet::new();
+        if settings.subreaper {
+            match conductor_spawn::become_subreaper() {
+                Ok(()) => {
+                    tasks.spawn(reap_adopted_orphans());
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot become a child subreaper; daemonised descendants are still stopped, but reaped by init");
+                }
+            }
+        }
         let mut services = Vec::new();
         let mut index = HashMap::new();
         for (position, spec) in registry.services.iter().enumerate() {
@@ -296,6 +336,10 @@ impl Conductor {
                 logs: logs.clone(),
                 shared: shared.clone(),
                 index: position,
+                marker: conductor_spawn::TreeMarker::new(
+                    MARKER_VARIABLE,
+                    format!("{run_id}/{}", spec.name),
+                ),
             });
             tasks.spawn(async move {
                 let _ = task.await;
@@ -322,7 +366,9 @@ impl Conductor {
                 logs,
                 common_env,
                 database: Arc::new(Mutex::new(None)),
+                database_interrupt: Arc::new(Mutex::new(None)),
                 quit,
+                run_id,
                 tasks: Mutex::new(tasks),
                 shutdown_done: tokio::sync::Mutex::new(None),
             }),
@@ -354,6 +400,7 @@ impl Conductor {
             None => Migrations::Embedded,
         };
         let backups = self.inner.paths.user_data.join("backups");
+        let interrupt = self.inner.database_interrupt.clone();
         // rusqlite blocks: run it off the runtime's workers.
         let result = tokio::task::spawn_blocking(
             move || -> Result<(InitReport, Option<EventRecorder>), DatabaseError> {
@@ -362,6 +409,8 @@ impl Conductor {
                     *guard = Some(Database::open(&path, &OpenOptions::default())?);
                 }
                 let db = guard.as_mut().expect("opened just above");
+                *interrupt.lock().expect("interrupt lock is never poisoned") =
+                    Some(db.interrupt_handle());
                 let report = db.init(&migrations, &backups)?;
                 let recorder = EventRecorder::start(&path)?;
                 Ok((report, Some(recorder)))
@@ -398,6 +447,21 @@ impl Conductor {
         }
     }
 
+    /// Interrupts the statement [`Conductor::init_database`] is running, if any: the migration
+    /// rolls back and the backup is restored, so `init_database` soon returns an error. Call it
+    /// repeatedly until `init_database` returns (between statements it does nothing).
+    pub fn interrupt_database(&self) {
+        if let Some(interrupt) = self
+            .inner
+            .database_interrupt
+            .lock()
+            .expect("interrupt lock is never poisoned")
+            .as_ref()
+        {
+            interrupt.interrupt();
+        }
+    }
+
     /// `database:status`.
     pub async fn database_status(&self) -> Result<DatabaseStatus, DatabaseError> {
         let database = self.inner.database.clone();
@@ -428,10 +492,27 @@ impl Conductor {
         let plan = self.inner.registry.start_plan();
         let order: Vec<String> = plan.levels.iter().flatten().cloned().collect();
         let mut results: HashMap<String, Result<(), String>> = HashMap::new();
+        // SPEC §4 step 4, before anything is spawned: a busy port is not retried with backoff.
+        for (name, reason) in self.busy_ports() {
+            if self.is_critical(&name) {
+                return Err(StartupError {
+                    service: name,
+                    reason,
+                    last_lines: Vec::new(),
+                });
+            }
+            let _ = self
+                .send(&name, |reply| Command::Abandon(reason.clone(), reply))
+                .await;
+            results.insert(name, Err(reason));
+        }
         let outcome = match self.inner.registry.app.startup {
             StartupMode::Sequential => {
                 let mut failure = None;
                 for name in &order {
+                    if results.contains_key(name) {
+                        continue;
+                    }
                     let result = self.start_after_dependencies(name, &results).await;
                     if let Err(reason) = &result
                         && self.is_critical(name)
@@ -479,6 +560,29 @@ impl Conductor {
         Ok(StartReport { services })
     }
 
+    /// The active services whose port another process holds, in registry order, each with a
+    /// message naming the port and the holder. Orphans of a previous run were reclaimed before
+    /// (SPEC §4 step 2), so a holder now is a foreign process.
+    fn busy_ports(&self) -> Vec<(String, String)> {
+        self.inner
+            .registry
+            .services
+            .iter()
+            .filter(|spec| spec.is_active() && !conductor_spawn::port_is_free(spec.port))
+            .map(|spec| {
+                let holder = match conductor_spawn::port_holder(spec.port) {
+                    Some(holder) => format!(" by pid {} ({})", holder.pid, holder.command_line),
+                    None => String::new(),
+                };
+                let reason = format!(
+                    "port {} is already in use{holder}; stop that process or change services.{}.port",
+                    spec.port, spec.name
+                );
+                (spec.name.clone(), reason)
+            })
+            .collect()
+    }
+
     async fn start_concurrently(
         &self,
         order: &[String],
@@ -505,6 +609,11 @@ impl Conductor {
                 .filter_map(|dep| receivers.get(dep).map(|rx| (dep.clone(), rx.clone())))
                 .collect();
             let done = senders.remove(name).expect("one sender per service");
+            if let Some(result) = results.get(name) {
+                // Failed before startup (its port is taken): its dependents hear so at once.
+                let _ = done.send(Some(result.clone()));
+                continue;
+            }
             let conductor = self.clone();
             let name = name.clone();
             starts.spawn(async move {
@@ -693,6 +802,10 @@ impl Conductor {
             args: window.args.iter().map(OsString::from).collect(),
             cwd: Some(window.cwd.clone()),
             env,
+            marker: Some(conductor_spawn::TreeMarker::new(
+                MARKER_VARIABLE,
+                format!("{}/{WINDOW}", self.inner.run_id),
+            )),
         };
         let mut process = conductor_spawn::spawn(&spec)?;
         if let Some(stdout) = process.take_stdout() {
@@ -724,8 +837,8 @@ impl Conductor {
     /// SIGKILLs every live process group of this fleet at once, without waiting: the answer
     /// to a second Ctrl-C. Returns how many groups were signalled.
     pub fn kill_all(&self) -> usize {
-        let records = self.inner.shared.watch_run_state().borrow().records();
-        conductor_spawn::reclaim(&records)
+        let state = self.inner.shared.watch_run_state().borrow().clone();
+        let n_groups = conductor_spawn::reclaim(&state.records())
             .iter()
             .filter(|reclaimed| {
                 matches!(
@@ -733,7 +846,13 @@ impl Conductor {
                     conductor_spawn::ReclaimOutcome::Killed { .. }
                 )
             })
-            .count()
+            .count();
+        n_groups + kill_run_tree(&state)
+    }
+
+    /// This run's id, the first half of every service's marker value (see [`MARKER_VARIABLE`]).
+    pub fn run_id(&self) -> &str {
+        &self.inner.run_id
     }
 
     /// Asks whoever runs the app to shut it down (`app:quit`).
@@ -886,6 +1005,48 @@ async fn forward_log_problems(
     }
 }
 
+/// SIGKILLs every live process that carries this run's marker (any service's) and started
+/// after the conductor that wrote `state`; returns how many. Blocking.
+fn kill_run_tree(state: &RunState) -> usize {
+    let (Some(run_id), Some(since)) = (&state.run_id, state.start_time) else {
+        return 0;
+    };
+    let prefix = format!("{MARKER_VARIABLE}={run_id}/");
+    conductor_spawn::kill_marked(prefix.as_bytes(), since)
+}
+
+/// Reaps the orphans adopted as subreaper, on every SIGCHLD, until the fleet is dropped.
+async fn reap_adopted_orphans() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut sigchld = match signal(SignalKind::child()) {
+        Ok(sigchld) => sigchld,
+        Err(error) => {
+            tracing::warn!(%error, "cannot watch SIGCHLD; adopted orphans stay zombies");
+            return;
+        }
+    };
+    loop {
+        // A sweep reads /proc: keep it off the runtime's workers. No child is spawned there.
+        let n_reaped = tokio::task::spawn_blocking(conductor_spawn::reap_adopted)
+            .await
+            .unwrap_or(0);
+        if n_reaped > 0 {
+            tracing::debug!(n_reaped, "reaped adopted orphans");
+        }
+        if sigchld.recv().await.is_none() {
+            return;
+        }
+    }
+}
+
+fn write_run_state_now(state: &RunState, path: &Path) {
+    let json = serde_json::to_vec_pretty(state).expect("run state always serialises");
+    let tmp = path.with_extension("json.tmp");
+    if let Err(err) = std::fs::write(&tmp, json).and(std::fs::rename(&tmp, path)) {
+        tracing::warn!(path = %path.display(), "could not write run state: {err}");
+    }
+}
+
 /// Rewrites the run-state file whenever the set of live process groups changes.
 async fn write_run_state(mut rx: watch::Receiver<RunState>, path: PathBuf) {
     while rx.changed().await.is_ok() {
@@ -921,10 +1082,19 @@ pub fn reclaim_orphans(user_data: &Path) -> Vec<String> {
         }
         Ok(state) => {
             let records = state.records();
-            conductor_spawn::reclaim(&records)
+            let mut lines: Vec<String> = conductor_spawn::reclaim(&records)
                 .iter()
                 .map(|reclaimed| reclaimed.to_string())
-                .collect()
+                .collect();
+            // Descendants that left their groups (daemons) are found by the run's marker.
+            let n_marked = kill_run_tree(&state);
+            if n_marked > 0 {
+                lines.push(format!(
+                    "killed {n_marked} leftover process(es) carrying {MARKER_VARIABLE}={}/…",
+                    state.run_id.as_deref().unwrap_or_default()
+                ));
+            }
+            lines
         }
         Err(err) => vec![format!("ignored unreadable {}: {err}", path.display())],
     };

@@ -78,6 +78,14 @@ pub struct RunState {
     pub pid: u32,
     /// The kernel's boot id when it was written; start times are only comparable within one boot.
     pub boot_id: Option<String>,
+    /// The run's id: every process of its services' trees carries
+    /// `CONDUCTOR_INSTANCE=<run id>/<service>`.
+    #[serde(default)]
+    pub run_id: Option<String>,
+    /// The writing conductor's start time in clock ticks since boot: a process carrying the
+    /// run's marker and started before it cannot be one of the run's.
+    #[serde(default)]
+    pub start_time: Option<u64>,
     /// Live process groups by service.
     pub groups: BTreeMap<String, RecordedGroup>,
 }
@@ -119,6 +127,7 @@ impl Shared {
         members: Vec<Member>,
         bus: EventBus,
         run_state_path: Option<PathBuf>,
+        run_id: String,
     ) -> Shared {
         let cells: Vec<Cell> = members
             .into_iter()
@@ -146,6 +155,8 @@ impl Shared {
         let (run_state, _) = watch::channel(RunState {
             pid: std::process::id(),
             boot_id: conductor_spawn::boot_id(),
+            run_id: Some(run_id),
+            start_time: conductor_spawn::process_start_time(std::process::id()),
             groups: BTreeMap::new(),
         });
         Shared {
@@ -176,9 +187,9 @@ impl Shared {
             .clone()
     }
 
-    /// Stores a service's snapshot; emits `service:status-changed` (and `app:health-changed`)
-    /// only when its wire state changed, and records the transition. A pid appearing within
-    /// `starting` is not a state change: it shows in the snapshot and in the next event.
+    /// Stores a service's snapshot. Emits `service:status-changed` whenever anything a UI
+    /// shows changed (state, pid, restarts, lastError), and `app:health-changed` when the app's
+    /// health did; records the transition in `service_events` only when the wire state changed.
     pub(crate) fn update(
         &self,
         index: usize,
@@ -188,32 +199,38 @@ impl Shared {
     ) {
         let mut cells = self.cells.lock().expect("status lock is never poisoned");
         let cell = &mut cells[index];
-        let before = cell.snapshot.state;
-        let changed = before != snapshot.state;
+        let before = cell.snapshot.clone();
+        // `running_since` shows only as uptime, which a UI ticks by itself.
+        let visible_change = before.state != snapshot.state
+            || before.pid != snapshot.pid
+            || before.restarts != snapshot.restarts
+            || before.last_error != snapshot.last_error;
         if snapshot.state != ServiceState::Running {
             cell.degraded = false;
         }
         cell.snapshot = snapshot;
-        if !changed {
+        if !visible_change {
             return;
         }
         let status = cell.status(Instant::now());
         let name = cell.name.clone();
-        tracing::info!(service = %name, from = %before, to = %status.status, %reason, "status changed");
-        if let Some(recorder) = self
-            .recorder
-            .lock()
-            .expect("recorder lock is never poisoned")
-            .as_ref()
-        {
-            recorder.record(ServiceEventRow {
-                service: name.clone(),
-                from_state: Some(before.as_str().to_owned()),
-                to_state: status.status.as_str().to_owned(),
-                reason: Some(reason.to_owned()),
-                correlation_id: (!correlation_id.is_empty()).then(|| correlation_id.to_owned()),
-                timestamp: timestamp(SystemTime::now()),
-            });
+        if before.state != status.status {
+            tracing::info!(service = %name, from = %before.state, to = %status.status, %reason, "status changed");
+            if let Some(recorder) = self
+                .recorder
+                .lock()
+                .expect("recorder lock is never poisoned")
+                .as_ref()
+            {
+                recorder.record(ServiceEventRow {
+                    service: name.clone(),
+                    from_state: Some(before.state.as_str().to_owned()),
+                    to_state: status.status.as_str().to_owned(),
+                    reason: Some(reason.to_owned()),
+                    correlation_id: (!correlation_id.is_empty()).then(|| correlation_id.to_owned()),
+                    timestamp: timestamp(SystemTime::now()),
+                });
+            }
         }
         self.bus.publish(Event::ServiceStatusChanged {
             service_name: name,

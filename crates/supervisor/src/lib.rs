@@ -16,9 +16,9 @@ mod service;
 
 pub use crate::{
     conductor::{
-        ActionError, Conductor, DatabaseError, Paths, ServiceOutcome, Settings, SetupError,
-        ShutdownReport, StartOutcome, StartReport, StartupError, StoppedService, UnknownService,
-        Window, reclaim_orphans,
+        ActionError, Conductor, DatabaseError, MARKER_VARIABLE, Paths, ServiceOutcome, Settings,
+        SetupError, ShutdownReport, StartOutcome, StartReport, StartupError, StoppedService,
+        UnknownService, Window, reclaim_orphans,
     },
     events::{Sequenced, Subscription},
     fleet::{RecordedGroup, RunState},

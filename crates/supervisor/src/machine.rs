@@ -183,13 +183,16 @@ impl Machine {
         use Phase as P;
         let phase = std::mem::replace(&mut self.phase, P::Stopped);
         let (next, effects) = match (phase, event) {
-            // Manual start: a no-op success where a process is (or is about to be) up.
-            (P::Stopped, E::StartRequested) => (P::Spawning, vec![Effect::Spawn]),
+            // Manual start: a no-op success where a process is (or is about to be) up; from
+            // rest it starts with a fresh restart budget, whatever ended the last run.
+            (P::Stopped, E::StartRequested | E::RestartRequested) => {
+                self.restarts = 0;
+                (P::Spawning, vec![Effect::Spawn])
+            }
             (P::Failed { .. }, E::StartRequested | E::RestartRequested) => {
                 self.restarts = 0;
                 (P::Spawning, vec![Effect::Spawn])
             }
-            (P::Stopped, E::RestartRequested) => (P::Spawning, vec![Effect::Spawn]),
             (P::BackingOff, E::RestartRequested) => {
                 self.restarts = 0;
                 (P::Spawning, vec![Effect::Spawn])
@@ -461,6 +464,20 @@ mod tests {
                 .unwrap()
                 .contains("gave up after 3 restarts")
         );
+    }
+
+    #[test]
+    fn a_manual_start_after_a_stop_resets_the_restart_budget() {
+        let t0 = Instant::now();
+        let mut machine = Machine::new(policy(), true);
+        running(&mut machine, t0);
+        machine.step(exited(t0));
+        assert_eq!(machine.restarts(), 1);
+        machine.step(Event::StopRequested);
+        assert_eq!(machine.phase(), &Phase::Stopped);
+        assert_eq!(machine.restarts(), 1, "a stop alone keeps the count");
+        assert_eq!(machine.step(Event::StartRequested), vec![Effect::Spawn]);
+        assert_eq!(machine.restarts(), 0, "a manual start begins a new budget");
     }
 
     #[test]

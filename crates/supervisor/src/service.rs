@@ -57,6 +57,8 @@ pub(crate) struct ServiceContext {
     pub(crate) logs: Logs,
     pub(crate) shared: Arc<Shared>,
     pub(crate) index: usize,
+    /// Marks every process of this service's tree (see `conductor::MARKER_VARIABLE`).
+    pub(crate) marker: conductor_spawn::TreeMarker,
 }
 
 /// Starts the owner task of one service; returns its command queue.
@@ -381,6 +383,7 @@ impl ServiceTask {
             args: spec.args.iter().map(OsString::from).collect(),
             cwd: Some(spec.cwd.clone()),
             env,
+            marker: Some(self.context.marker.clone()),
         };
         self.context.logs.record(
             &spec.name,

@@ -7,3 +7,4 @@ mod environment;
 mod lifecycle_shutdown;
 mod startup_orphans_and_ports;
 mod support;
+mod tree;

@@ -73,6 +73,13 @@ pub fn state(pid: u32) -> Option<char> {
     after_name.trim_start().chars().next()
 }
 
+/// The process group of `pid` from `/proc/<pid>/stat`, `None` if it is gone.
+pub fn pgid(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, after_name) = stat.rsplit_once(')')?;
+    after_name.split_whitespace().nth(2)?.parse().ok()
+}
+
 fn raw_pid(pid: u32) -> Pid {
     Pid::from_raw(i32::try_from(pid).expect("Linux pids fit in pid_t"))
 }
@@ -103,6 +110,7 @@ pub fn sh(script: &str) -> SpawnSpec {
         args: vec!["-c".into(), script.into()],
         cwd: None,
         env: Vec::new(),
+        marker: None,
     }
 }
 
@@ -175,4 +183,69 @@ impl Drop for TempDir {
 /// `s` as an `OsString`, for spec fields.
 pub fn os(s: &str) -> OsString {
     s.into()
+}
+
+/// A tag unique to one test, put in the environment of what it starts (`TEST_TAG=<tag>`), by
+/// which [`tagged`] finds every descendant however it daemonised, and [`KillTagged`] ends them.
+pub fn unique_tag(test_name: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{test_name}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Live processes whose environment holds `TEST_TAG=<tag>`: read straight from `/proc`, apart
+/// from the crate's own scan, so a broken scan cannot hide a survivor.
+pub fn tagged(tag: &str) -> Vec<u32> {
+    let entry = format!("TEST_TAG={tag}");
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| !matches!(state(pid), None | Some('Z' | 'X')))
+        .filter(|&pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|environ| environ.split(|&b| b == 0).any(|e| e == entry.as_bytes()))
+        })
+        .collect()
+}
+
+/// SIGKILLs every process tagged with its tag when dropped, even when the test panicked.
+pub struct KillTagged(pub String);
+
+impl Drop for KillTagged {
+    fn drop(&mut self) {
+        for pid in tagged(&self.0) {
+            let _ = kill(raw_pid(pid), Signal::SIGKILL);
+        }
+    }
+}
+
+/// A python3 program that double-forks a daemon (fork, `setsid`, fork again, the middle
+/// process exits), prints the daemon's pid and then runs `then` (a shell command).
+pub fn double_fork_then(then: &str) -> SpawnSpec {
+    let program = r#"
+import os, sys
+reader, writer = os.pipe()
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.close(reader)
+        os.write(writer, str(os.getpid()).encode())
+        os.close(writer)
+        os.execvp("sleep", ["sleep", "1000"])
+    os._exit(0)
+os.close(writer)
+daemon = os.read(reader, 32).decode()
+os.wait()
+print(daemon, flush=True)
+os.execvp("/bin/sh", ["/bin/sh", "-c", sys.argv[1]])
+"#;
+    SpawnSpec {
+        program: "python3".into(),
+        args: vec!["-c".into(), program.into(), then.into()],
+        ..SpawnSpec::default()
+    }
 }
