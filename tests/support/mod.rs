@@ -202,6 +202,34 @@ impl Bystander {
         }
     }
 
+    /// A python3 process listening on `127.0.0.1:<port>`: a foreign program holding a port.
+    /// Returns once it listens.
+    pub fn python_listener(port: u16) -> Bystander {
+        let program = "import socket, sys, time\n\
+                       s = socket.socket()\n\
+                       s.bind(('127.0.0.1', int(sys.argv[1])))\n\
+                       s.listen()\n\
+                       print('listening', flush=True)\n\
+                       time.sleep(1000)\n";
+        let mut child = match Command::new("python3")
+            .args(["-c", program, &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+        {
+            Ok(child) => child,
+            Err(error) => panic!("cannot start python3: {error}"),
+        };
+        let stdout = child.stdout.take();
+        let bystander = Bystander(child);
+        let mut line = String::new();
+        if let Some(stdout) = stdout {
+            let _ = BufReader::new(stdout).read_line(&mut line);
+        }
+        assert_eq!(line.trim(), "listening", "python3 did not listen on {port}");
+        bystander
+    }
+
     /// Its pid.
     pub fn pid(&self) -> u32 {
         self.0.id()
@@ -414,6 +442,22 @@ impl Conductor {
         });
         self.info = Some(info);
         self.track_fleet();
+    }
+
+    /// Waits until `ipc.json` names this conductor (the control API is up, which it is before
+    /// the database is initialised), without waiting for startup to finish.
+    pub fn wait_control_api(&mut self) {
+        let info = wait_until(DEADLINE, "the control API to be up", || {
+            if let Some(status) = self.try_exit() {
+                panic!("conductor exited ({status}):\n{}", self.output());
+            }
+            let info = conductor_ipc::read_info(&self.data_dir).map_err(|e| e.to_string())?;
+            if info.pid != self.pid() {
+                return Err(format!("ipc.json names pid {}", info.pid));
+            }
+            Ok(info)
+        });
+        self.info = Some(info);
     }
 
     /// The control API's `ipc.json` contents.

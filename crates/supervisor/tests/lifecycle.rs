@@ -293,11 +293,14 @@ async fn events_for_one_service_arrive_in_lifecycle_order() {
     fleet.conductor.start("ordered").await.unwrap();
     fleet.conductor.restart("ordered").await.unwrap();
     fleet.conductor.stop("ordered").await.unwrap();
-    let states: Vec<ServiceState> = fleet
+    let mut states: Vec<ServiceState> = fleet
         .drain_states("ordered")
         .into_iter()
         .map(|(s, _)| s)
         .collect();
+    // A pid appearing within `starting` is an event of its own; the order of states is what
+    // this test is about.
+    states.dedup();
     use ServiceState::*;
     assert_eq!(
         states,

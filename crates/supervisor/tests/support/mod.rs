@@ -180,13 +180,18 @@ impl Fleet {
         while let Ok(event) = self.events.live.try_recv() {
             self.seen.push(event.event.clone());
         }
+        // An event whose state is the service's last one (a pid appeared, lastError changed)
+        // is no transition.
+        let mut last: std::collections::HashMap<&str, ServiceState> = Default::default();
         self.seen
             .iter()
             .filter_map(|event| match event {
                 Event::ServiceStatusChanged {
                     service_name,
                     status,
-                } => Some((service_name.clone(), status.status)),
+                } if last.insert(service_name, status.status) != Some(status.status) => {
+                    Some((service_name.clone(), status.status))
+                }
                 _ => None,
             })
             .collect()
