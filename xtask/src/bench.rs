@@ -6,8 +6,9 @@
 //! and with a warm data dir (the database exists, no migration is pending):
 //! startup of 8 and of 100 services, conductor's RSS and idle CPU (default 10 s health
 //! interval), SIGKILL-to-healthy recovery with a zero backoff, `services:get-all` latency and
-//! throughput, shutdown with and without a service that ignores SIGTERM, and the logs crate's
-//! `log_throughput` example. Fixture time is measured the same way and shown beside the
+//! throughput, shutdown with and without a service that ignores SIGTERM, `services:stop` of
+//! one service with and without 500 unrelated processes (the price of finding a service's
+//! whole process tree), and the logs crate's `log_throughput` example. Fixture time is measured the same way and shown beside the
 //! figures it is subtracted from.
 //!
 //! It is not a test: a miss never fails it, unless `--check` asks for that. `--quick` shortens
@@ -146,6 +147,9 @@ struct Figures {
     rss_100: Metric,
     cpu_100: Metric,
     shutdown_100: Metric,
+    stop_one: Metric,
+    stop_one_busy: Metric,
+    stop_scan_cost: Metric,
 }
 
 impl Figures {
@@ -281,10 +285,28 @@ impl Figures {
                 Unit::Millis,
                 Target::None,
             ),
+            stop_one: Metric::new(
+                "stop_one_ms",
+                "services:stop of one service, answered",
+                Unit::Millis,
+                Target::None,
+            ),
+            stop_one_busy: Metric::new(
+                "stop_one_busy_ms",
+                format!("services:stop, {UNRELATED_PROCESSES} unrelated processes running"),
+                Unit::Millis,
+                Target::None,
+            ),
+            stop_scan_cost: Metric::new(
+                "stop_scan_cost_ms",
+                format!("stop: slower by, with {UNRELATED_PROCESSES} unrelated processes"),
+                Unit::Millis,
+                Target::None,
+            ),
         }
     }
 
-    fn all(&self) -> [&Metric; 21] {
+    fn all(&self) -> [&Metric; 24] {
         [
             &self.fixture_start,
             &self.startup_8,
@@ -307,9 +329,16 @@ impl Figures {
             &self.rss_100,
             &self.cpu_100,
             &self.shutdown_100,
+            &self.stop_one,
+            &self.stop_one_busy,
+            &self.stop_scan_cost,
         ]
     }
 }
+
+/// Processes of our user that the tree-scan bench starts beside the fleet (`sleep`s started
+/// after the services, so the scan must read each one's environment: its worst case).
+const UNRELATED_PROCESSES: usize = 500;
 
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let options = Options::parse(args)?;
@@ -418,6 +447,11 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
             }
             Ok(())
         })(),
+    );
+
+    record(
+        "stop one service, quiet and with 500 unrelated processes",
+        stop_with_crowd(&binaries, &work.0, &data_dir, &options, &mut figures),
     );
 
     record(
@@ -782,6 +816,81 @@ fn api_and_recovery(
         }
     }
     Ok(())
+}
+
+/// `services:stop` of one service, timed until it answers (the whole tree is gone by then),
+/// first alone, then with [`UNRELATED_PROCESSES`] `sleep`s of our user running: the difference
+/// is what the marker scan over `/proc` costs a stop.
+fn stop_with_crowd(
+    binaries: &Binaries,
+    work: &Path,
+    data_dir: &Path,
+    options: &Options,
+    figures: &mut Figures,
+) -> anyhow::Result<()> {
+    let spec = FleetSpec::plain(options.runs.max(1));
+    let (registry, services) = fleet::write_registry(work, &spec, &binaries.fake_service)?;
+    let mut conductor = Conductor::spawn(&binaries.conductor, &registry, data_dir)?;
+    conductor.wait_line("All services ready", Duration::from_secs(60))?;
+    let mut api = conductor.connect_api()?;
+    conductor.remember(&api.get_all()?);
+    let stop = |api: &mut fleet::ApiClient, service: &ServiceAddr| -> anyhow::Result<f64> {
+        let body = format!(r#"{{"serviceName":"{}"}}"#, service.name);
+        let sent = Instant::now();
+        api.action("services:stop", &body)?;
+        Ok(ms(sent.elapsed()))
+    };
+    for service in &services {
+        figures.stop_one.samples.push(stop(&mut api, service)?);
+        let body = format!(r#"{{"serviceName":"{}"}}"#, service.name);
+        api.action("services:start", &body)?;
+    }
+    conductor.remember(&api.get_all()?);
+    let crowd = Crowd::start(UNRELATED_PROCESSES)?;
+    let quiet = Summary::of(&figures.stop_one.samples).map(|s| s.median);
+    // Every service started before the crowd, so each stop scans all of it.
+    for service in &services {
+        let busy = stop(&mut api, service)?;
+        figures.stop_one_busy.samples.push(busy);
+        if let Some(quiet) = quiet {
+            figures.stop_scan_cost.samples.push(busy - quiet);
+        }
+    }
+    drop(crowd);
+    conductor.terminate();
+    if !conductor.wait_exit(Duration::from_secs(30)) {
+        bail!("conductor did not exit within 30 s of SIGTERM");
+    }
+    Ok(())
+}
+
+/// `n` `sleep` processes, killed and reaped on drop.
+struct Crowd(Vec<std::process::Child>);
+
+impl Crowd {
+    fn start(n: usize) -> anyhow::Result<Crowd> {
+        let mut crowd = Crowd(Vec::with_capacity(n));
+        for _ in 0..n {
+            let child = std::process::Command::new("sleep")
+                .arg("1000")
+                .stdin(std::process::Stdio::null())
+                .spawn()
+                .context("starting an unrelated sleep")?;
+            crowd.0.push(child);
+        }
+        Ok(crowd)
+    }
+}
+
+impl Drop for Crowd {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+        }
+        for child in &mut self.0 {
+            let _ = child.wait();
+        }
+    }
 }
 
 /// Waits until `service` is `running` with a pid, and returns the pid.

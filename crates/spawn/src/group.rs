@@ -68,6 +68,18 @@ fn signal_group_or_leader(pgid: u32, signal: GroupSignal) -> io::Result<()> {
     }
 }
 
+/// The leaders of the groups this process has spawned and not yet finished: a tree scan
+/// skips their subtrees, which are other trees (see `sys::find_tree`).
+static LIVE_LEADERS: std::sync::Mutex<std::collections::BTreeSet<u32>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+fn is_live_leader(pid: u32) -> bool {
+    LIVE_LEADERS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .contains(&pid)
+}
+
 /// What to start: a program with its arguments, working directory and extra environment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SpawnSpec {
@@ -204,6 +216,10 @@ pub fn spawn(spec: &SpawnSpec) -> Result<ProcessGroup, SpawnError> {
     let pid = child
         .id()
         .expect("tokio knows the pid of a child it has not yet seen exit");
+    LIVE_LEADERS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(pid);
     let group = ProcessGroup {
         child,
         pid,
@@ -428,7 +444,7 @@ impl ProcessGroup {
             return;
         }
         let mut pause = MEMBER_POLL_FIRST;
-        while sys::live_members_besides(self.pid, self.pid).is_some_and(|n| n > 0) {
+        while sys::live_members_besides(self.pid, is_live_leader).is_some_and(|n| n > 0) {
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(MEMBER_POLL_MAX);
         }
@@ -454,7 +470,7 @@ impl ProcessGroup {
             return;
         }
         let (since, leader) = (self.record.start_time, self.pid);
-        let scan = move || tree::find_marked(&entry, since, &[leader]);
+        let scan = move || sys::find_tree(&entry, since, leader, is_live_leader);
         self.tree_scanned = true;
         let found = match tokio::task::spawn_blocking(scan).await {
             Ok(found) => found,
@@ -528,6 +544,10 @@ impl ProcessGroup {
         };
         self.reaped = Some(status);
         self.finished = Some(status);
+        LIVE_LEADERS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.pid);
         Ok(status)
     }
 
@@ -573,8 +593,12 @@ impl Drop for ProcessGroup {
         }
         // One pass over /proc (milliseconds) on a path taken only on panics and early returns:
         // a daemonised descendant must not outlive its guard either.
+        LIVE_LEADERS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.pid);
         if let Some(entry) = self.marker.as_ref().filter(|_| !group_kill_disabled()) {
-            let mut found = tree::find_marked(entry, self.record.start_time, &[self.pid]);
+            let mut found = sys::find_tree(entry, self.record.start_time, self.pid, is_live_leader);
             found.append(&mut self.marked);
             tree::signal_all(&found, GroupSignal::Kill);
         }

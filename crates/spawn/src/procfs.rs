@@ -101,14 +101,16 @@ pub(crate) fn owner_uid(pid: u32) -> Option<u32> {
         .map(|meta| meta.uid())
 }
 
-/// The pids of this process's children. Read from `/proc/self/task/<tid>/children` (one list
-/// per thread: an orphan is re-parented to one thread of its reaper), a few small files; where
-/// the kernel lacks those lists (`CONFIG_PROC_CHILDREN` off), from the parent field of every
-/// process.
-pub(crate) fn own_children() -> io::Result<Vec<u32>> {
+/// The children of process `pid`, from `/proc/<pid>/task/<tid>/children` (one list per
+/// thread: a child belongs to the thread that forked it, an orphan to one thread of its
+/// reaper). `None` where the kernel lacks those lists (`CONFIG_PROC_CHILDREN` off); an empty
+/// list if the process is gone.
+pub(crate) fn children_of(pid: u32) -> Option<Vec<u32>> {
     let mut children = Vec::new();
-    for task in fs::read_dir("/proc/self/task")? {
-        let task = task?;
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Some(children);
+    };
+    for task in tasks.filter_map(Result::ok) {
         match fs::read_to_string(task.path().join("children")) {
             Ok(list) => children.extend(
                 list.split_ascii_whitespace()
@@ -116,17 +118,40 @@ pub(crate) fn own_children() -> io::Result<Vec<u32>> {
             ),
             // The thread exited during the walk: its children were handed to another thread.
             Err(_) if !task.path().exists() => {}
-            Err(_) => {
-                let own = std::process::id();
-                return Ok(all_processes()?
-                    .into_iter()
-                    .filter(|stat| stat.ppid == own)
-                    .map(|stat| stat.pid)
-                    .collect());
+            Err(_) => return None,
+        }
+    }
+    Some(children)
+}
+
+/// The pids of this process's children: [`children_of`] ourselves, a few small files; where
+/// the kernel lacks those lists, from the parent field of every process.
+pub(crate) fn own_children() -> io::Result<Vec<u32>> {
+    let own = std::process::id();
+    if let Some(children) = children_of(own) {
+        return Ok(children);
+    }
+    Ok(all_processes()?
+        .into_iter()
+        .filter(|stat| stat.ppid == own)
+        .map(|stat| stat.pid)
+        .collect())
+}
+
+/// Every descendant of `roots` (the roots themselves excluded), walking [`children_of`];
+/// `None` where the kernel lacks the children lists.
+pub(crate) fn descendants(roots: &[u32]) -> Option<Vec<u32>> {
+    let mut found = Vec::new();
+    let mut queue: Vec<u32> = roots.to_vec();
+    while let Some(pid) = queue.pop() {
+        for child in children_of(pid)? {
+            if !found.contains(&child) && !roots.contains(&child) {
+                found.push(child);
+                queue.push(child);
             }
         }
     }
-    Ok(children)
+    Some(found)
 }
 
 /// The inodes of the listening sockets on `port` in one `/proc/net/tcp` or `/proc/net/tcp6`

@@ -239,21 +239,38 @@ fn pidfd_open(pid: u32) -> io::Result<std::os::fd::OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// How many live processes other than `leader` are in group `pgid`; `None` if unknown.
-pub(crate) fn live_members_besides(pgid: u32, leader: u32) -> Option<usize> {
+/// How many live processes other than `leader` are in `leader`'s group; `None` if unknown.
+/// As a subreaper only the leader's possible tree is looked at (see [`find_tree`]), not the
+/// whole process table.
+pub(crate) fn live_members_besides(
+    leader: u32,
+    is_our_leader: impl Fn(u32) -> bool,
+) -> Option<usize> {
     #[cfg(target_os = "linux")]
     {
-        let processes = crate::procfs::all_processes().ok()?;
-        Some(
-            processes
-                .iter()
-                .filter(|p| p.pgrp == pgid && p.pid != leader && p.is_live())
-                .count(),
-        )
+        let is_member = |stat: &crate::procfs::ProcStat| {
+            stat.pgrp == leader && stat.pid != leader && stat.is_live()
+        };
+        match tree_candidates(leader, is_our_leader) {
+            Some(candidates) => Some(
+                candidates
+                    .into_iter()
+                    .filter_map(crate::procfs::read_stat)
+                    .filter(is_member)
+                    .count(),
+            ),
+            None => Some(
+                crate::procfs::all_processes()
+                    .ok()?
+                    .iter()
+                    .filter(|stat| is_member(stat))
+                    .count(),
+            ),
+        }
     }
     #[cfg(not(target_os = "linux"))]
     {
-        let _ = (pgid, leader);
+        let _ = (leader, is_our_leader);
         None
     }
 }
@@ -434,7 +451,7 @@ impl ProcessHandle {
     }
 }
 
-/// See [`crate::find_marked`].
+/// See [`crate::find_marked`]: every process of the table is a candidate.
 pub(crate) fn find_marked(
     entry_prefix: &[u8],
     since: u64,
@@ -442,41 +459,131 @@ pub(crate) fn find_marked(
 ) -> Vec<crate::tree::MarkedProcess> {
     #[cfg(target_os = "linux")]
     {
-        use crate::procfs;
-        let own = std::process::id();
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let uid = unsafe { libc::geteuid() };
-        let Ok(pids) = procfs::pids() else {
+        let Ok(pids) = crate::procfs::pids() else {
             return Vec::new();
         };
-        pids.into_iter()
-            .filter(|pid| *pid != own && !exclude.contains(pid))
-            .filter_map(|pid| {
-                let stat = procfs::read_stat(pid)?;
-                if !stat.is_live() || stat.start_time < since {
-                    return None;
-                }
-                if procfs::owner_uid(pid)? != uid {
-                    return None;
-                }
-                let environ = procfs::read_environ(pid)?;
-                if !procfs::environ_has(&environ, entry_prefix) {
-                    return None;
-                }
-                let handle = ProcessHandle::pin(pid, stat.start_time)?;
-                Some(crate::tree::MarkedProcess {
-                    pid,
-                    start_time: stat.start_time,
-                    handle,
-                })
-            })
-            .collect()
+        let candidates: Vec<u32> = pids
+            .into_iter()
+            .filter(|pid| !exclude.contains(pid))
+            .collect();
+        match_marked(&candidates, entry_prefix, since)
     }
     #[cfg(not(target_os = "linux"))]
     {
         let _ = (entry_prefix, since, exclude);
         Vec::new()
     }
+}
+
+/// The marked members of `leader`'s tree, outside the leader itself. As a subreaper we adopt
+/// every orphaned descendant, so the tree is within the leader's descendants and those of our
+/// adopted children (children that are no group leader we spawned): a few small files instead
+/// of the whole process table. Elsewhere, or without the kernel's children lists, every
+/// process is a candidate.
+pub(crate) fn find_tree(
+    entry_prefix: &[u8],
+    since: u64,
+    leader: u32,
+    is_our_leader: impl Fn(u32) -> bool,
+) -> Vec<crate::tree::MarkedProcess> {
+    #[cfg(target_os = "linux")]
+    {
+        match tree_candidates(leader, is_our_leader) {
+            Some(candidates) => match_marked(&candidates, entry_prefix, since),
+            None => find_marked(entry_prefix, since, &[leader]),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (entry_prefix, since, leader, is_our_leader);
+        Vec::new()
+    }
+}
+
+/// Every process that can belong to `leader`'s tree, leader excluded, when we are a subreaper
+/// (see [`find_tree`]); `None` when every process is a candidate.
+#[cfg(target_os = "linux")]
+fn tree_candidates(leader: u32, is_our_leader: impl Fn(u32) -> bool) -> Option<Vec<u32>> {
+    use crate::procfs;
+    if !is_subreaper() {
+        return None;
+    }
+    let own = std::process::id();
+    let adopted = |children: Vec<u32>| -> Vec<u32> {
+        children
+            .into_iter()
+            .filter(|&child| child != leader && !is_our_leader(child))
+            .collect()
+    };
+    let mut roots = vec![leader];
+    roots.extend(adopted(procfs::children_of(own)?));
+    let mut candidates = procfs::descendants(&roots)?;
+    candidates.extend(roots.iter().skip(1));
+    // An orphan re-parented to us while the walk ran has left the list where we would have
+    // looked for it; our own list, read again, has it.
+    let late: Vec<u32> = adopted(procfs::children_of(own)?)
+        .into_iter()
+        .filter(|child| !candidates.contains(child))
+        .collect();
+    candidates.extend(procfs::descendants(&late)?);
+    candidates.extend(late);
+    Some(candidates)
+}
+
+/// Whether this process is a child subreaper.
+#[cfg(target_os = "linux")]
+fn is_subreaper() -> bool {
+    let mut flag: libc::c_int = 0;
+    // SAFETY: PR_GET_CHILD_SUBREAPER writes one int through the pointer, which is valid.
+    let rc = unsafe {
+        libc::prctl(
+            libc::PR_GET_CHILD_SUBREAPER,
+            &mut flag as *mut libc::c_int,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+    rc == 0 && flag != 0
+}
+
+/// The live processes among `candidates` of our user, other than ourselves, whose environment
+/// has an entry starting with `entry_prefix` and that started at or after `since`, each pinned.
+#[cfg(target_os = "linux")]
+fn match_marked(
+    candidates: &[u32],
+    entry_prefix: &[u8],
+    since: u64,
+) -> Vec<crate::tree::MarkedProcess> {
+    use crate::procfs;
+    let own = std::process::id();
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    candidates
+        .iter()
+        .copied()
+        .filter(|&pid| pid != own)
+        .filter_map(|pid| {
+            // Cheapest first: the owner is one getattr, the environment the dearest read.
+            if procfs::owner_uid(pid)? != uid {
+                return None;
+            }
+            let stat = procfs::read_stat(pid)?;
+            if !stat.is_live() || stat.start_time < since {
+                return None;
+            }
+            let environ = procfs::read_environ(pid)?;
+            if !procfs::environ_has(&environ, entry_prefix) {
+                return None;
+            }
+            let handle = ProcessHandle::pin(pid, stat.start_time)?;
+            Some(crate::tree::MarkedProcess {
+                pid,
+                start_time: stat.start_time,
+                handle,
+            })
+        })
+        .collect()
 }
 
 pub(crate) fn become_subreaper() -> io::Result<()> {

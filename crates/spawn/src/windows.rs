@@ -44,8 +44,53 @@ impl ExitWatch {
     }
 }
 
-pub(crate) fn live_members_besides(_pgid: u32, _leader: u32) -> Option<usize> {
+pub(crate) fn live_members_besides(
+    _leader: u32,
+    _is_our_leader: impl Fn(u32) -> bool,
+) -> Option<usize> {
     None
+}
+
+/// Never constructed: no process is ever found by a marker here (a job object would hold the
+/// whole tree instead).
+#[derive(Debug)]
+pub(crate) struct ProcessHandle;
+
+impl ProcessHandle {
+    pub(crate) fn signal(&self, _signal: GroupSignal) -> io::Result<()> {
+        Err(unsupported())
+    }
+
+    pub(crate) fn has_exited(&self) -> bool {
+        true
+    }
+
+    pub(crate) fn reap_if_child(&self) {}
+}
+
+pub(crate) fn find_marked(
+    _entry_prefix: &[u8],
+    _since: u64,
+    _exclude: &[u32],
+) -> Vec<crate::tree::MarkedProcess> {
+    Vec::new()
+}
+
+pub(crate) fn find_tree(
+    _entry_prefix: &[u8],
+    _since: u64,
+    _leader: u32,
+    _is_our_leader: impl Fn(u32) -> bool,
+) -> Vec<crate::tree::MarkedProcess> {
+    Vec::new()
+}
+
+pub(crate) fn become_subreaper() -> io::Result<()> {
+    Err(unsupported())
+}
+
+pub(crate) fn reap_adopted() -> usize {
+    0
 }
 
 pub(crate) fn process_start_time(_pid: u32) -> Option<u64> {

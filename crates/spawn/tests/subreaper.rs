@@ -120,3 +120,25 @@ async fn a_stopped_tree_leaves_no_zombie_of_ours() {
         "the killed sleeper was adopted by us and must be reaped, not left a zombie"
     );
 }
+
+#[tokio::test]
+async fn an_adopted_double_forked_daemon_is_found_and_stopped_with_its_tree() {
+    become_subreaper().expect("Linux lets a process become a subreaper");
+    let tag = unique_tag("adopted-daemon");
+    let _cleanup = KillTagged(tag.clone());
+    let spec = SpawnSpec {
+        env: vec![(os("TEST_TAG"), os(&tag))],
+        marker: Some(TreeMarker::new("CONDUCTOR_INSTANCE", format!("test/{tag}"))),
+        ..double_fork_then("exec sleep 1000")
+    };
+    let mut service = spawn(&spec).expect("python3 starts");
+    let mut stdout = BufReader::new(service.take_stdout().expect("stdout is piped"));
+    let daemon = parse_pid(&read_line(&mut stdout).await);
+    assert_eq!(parent_of(daemon), Some(std::process::id()), "adopted by us");
+    service.stop(DEADLINE).await.expect("stop succeeds");
+    assert_eq!(
+        state(daemon),
+        None,
+        "the adopted daemon must be killed and reaped with its tree"
+    );
+}
