@@ -530,6 +530,29 @@ fn tree_candidates(leader: u32, is_our_leader: impl Fn(u32) -> bool) -> Option<V
     Some(candidates)
 }
 
+/// Whether `pid`'s environment has an entry starting with `entry_prefix`. A live user process
+/// always has an environment, so an empty or unreadable one means it is in the middle of an
+/// `execve` (its memory being replaced): look again, a few times, rather than let a daemon
+/// that execs at the moment of a stop escape it.
+#[cfg(target_os = "linux")]
+fn environ_has_settled(pid: u32, start_time: u64, entry_prefix: &[u8]) -> bool {
+    use crate::procfs;
+    const LOOKS: usize = 20;
+    for look in 0..LOOKS {
+        if let Some(environ) = procfs::read_environ(pid).filter(|environ| !environ.is_empty()) {
+            return procfs::environ_has(&environ, entry_prefix);
+        }
+        let still_there = procfs::read_stat(pid)
+            .is_some_and(|stat| stat.start_time == start_time && stat.is_live());
+        if !still_there || look + 1 == LOOKS {
+            return false;
+        }
+        // An exec takes microseconds to a few milliseconds; this runs off the runtime's workers.
+        std::thread::sleep(std::time::Duration::from_micros(500));
+    }
+    false
+}
+
 /// Whether this process is a child subreaper.
 #[cfg(target_os = "linux")]
 fn is_subreaper() -> bool {
@@ -572,8 +595,7 @@ fn match_marked(
             if !stat.is_live() || stat.start_time < since {
                 return None;
             }
-            let environ = procfs::read_environ(pid)?;
-            if !procfs::environ_has(&environ, entry_prefix) {
+            if !environ_has_settled(pid, stat.start_time, entry_prefix) {
                 return None;
             }
             let handle = ProcessHandle::pin(pid, stat.start_time)?;
