@@ -261,3 +261,28 @@ fn second_sigint_during_a_slow_stop_kills_every_group_and_exits_1() {
     );
     wait_all_gone(&[pid], "the stubborn service after the second SIGINT");
 }
+
+/// Issue 12: the switch that once broke the group kill for the gates' self-test is a build
+/// feature now; the shipped binary ignores the variable, and the grandchild dies with its
+/// service as always.
+#[test]
+fn a_test_switch_in_the_environment_changes_nothing() {
+    let dir = TempDir::new("no-test-switch");
+    let registry = dir.write("conductor.toml", &stubborn_registry(&dir, free_ports()));
+    let mut conductor = Conductor::spawn_with_env(
+        &registry,
+        &dir.join("data"),
+        &[],
+        &[("CONDUCTOR_TEST_DISABLE_GROUP_KILL", "1")],
+    );
+    conductor.wait_up();
+    let fleet = fleet_pids(&conductor, &dir);
+    conductor.signal(libc::SIGTERM);
+    assert_eq!(
+        conductor.wait_exit().code(),
+        Some(0),
+        "{}",
+        conductor.output()
+    );
+    wait_all_gone(&fleet, "every fleet process, the grandchild included");
+}

@@ -353,7 +353,18 @@ impl Conductor {
 
     /// Runs `conductor up --registry <registry> --data-dir <data_dir> <extra>` without waiting.
     pub fn spawn(registry: &Path, data_dir: &Path, extra: &[&str]) -> Conductor {
+        Conductor::spawn_with_env(registry, data_dir, extra, &[])
+    }
+
+    /// [`Conductor::spawn`] with extra variables in conductor's environment.
+    pub fn spawn_with_env(
+        registry: &Path,
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Conductor {
         let mut command = Command::new(env!("CARGO_BIN_EXE_conductor"));
+        command.envs(env.iter().copied());
         command
             .arg("up")
             .arg("--registry")

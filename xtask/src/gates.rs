@@ -13,7 +13,7 @@ mod procs;
 
 use std::{
     collections::BTreeSet,
-    path::Path,
+    path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
@@ -114,12 +114,8 @@ const GATES: &[Gate] = &[
             ));
         },
         check: shutdown,
-        broken: "conductor's group kill is disabled (CONDUCTOR_TEST_DISABLE_GROUP_KILL=1)",
-        break_setup: |setup| {
-            setup
-                .conductor_env
-                .push(("CONDUCTOR_TEST_DISABLE_GROUP_KILL", "1".to_owned()));
-        },
+        broken: "conductor is built with its group kill disabled (self-test-break-group-kill)",
+        break_setup: |setup| setup.broken_group_kill = true,
         broken_because: "grandchild",
     },
 ];
@@ -129,6 +125,7 @@ pub(crate) fn env() -> anyhow::Result<GateEnv> {
     let debug = target_dir().join("debug");
     let env = GateEnv {
         conductor: debug.join("conductor"),
+        broken_group_kill: None,
         fake_service: debug.join("fake-service"),
         n_migrations: count_migrations(&project_root().join("migrations"))?,
     };
@@ -187,6 +184,10 @@ pub(crate) fn run_all(env: &GateEnv) -> Vec<String> {
 /// Runs every gate against its broken setup and requires each to fail for the intended
 /// reason; fails naming every gate that passed (or failed for another reason).
 pub(crate) fn self_test(env: &GateEnv) -> anyhow::Result<()> {
+    let env = &GateEnv {
+        broken_group_kill: Some(build_broken_group_kill()?),
+        ..env.clone()
+    };
     let mut wrong = Vec::new();
     for gate in GATES {
         let started = Instant::now();
@@ -225,6 +226,26 @@ pub(crate) fn self_test(env: &GateEnv) -> anyhow::Result<()> {
         wrong.join(", ")
     );
     Ok(())
+}
+
+/// Builds conductor with `self-test-break-group-kill` into a target directory of its own (so
+/// the real `target/debug/conductor` is never the broken one) and returns the binary.
+fn build_broken_group_kill() -> anyhow::Result<PathBuf> {
+    let dir = target_dir().join("self-test");
+    crate::util::run_checked(
+        crate::util::cargo()
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "conductor",
+                "--features",
+                "self-test-break-group-kill",
+                "--target-dir",
+            ])
+            .arg(&dir),
+    )?;
+    Ok(dir.join("debug").join("conductor"))
 }
 
 fn run_gate(env: &GateEnv, gate: &Gate, broken: bool) -> anyhow::Result<()> {

@@ -220,14 +220,11 @@ fn events(
         .get("last-event-id")
         .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
     let raw = header_value.or_else(|| query_param(query, "lastEventId").map(str::to_owned));
+    // Whatever a client sends, it gets a stream: an id it cannot have been given (negative,
+    // not a number, too large) is answered like one of an earlier run, with `resync`.
     let last_event_id = match raw.as_deref().map(str::trim) {
         None | Some("") => None,
-        Some(text) => Some(text.parse::<u64>().map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("Last-Event-ID {text:?} is not an event id; send the number of the last `id:` received, or nothing"),
-            )
-        })?),
+        Some(text) => Some(text.parse::<u64>().unwrap_or(u64::MAX)),
     };
     let subscription = state.conductor.subscribe(last_event_id);
     let body = SseBody::new(subscription, state.keep_alive, state.shutdown.clone());

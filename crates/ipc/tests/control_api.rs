@@ -298,12 +298,6 @@ async fn refusals_say_what_was_wrong() {
             br#"{"serviceName":"gamma"}"#.to_vec(),
         ),
         (
-            "bad last-event-id",
-            400,
-            format!("GET /events HTTP/1.1\r\nHost: {host}\r\n{auth}\r\nLast-Event-ID: yesterday"),
-            vec![],
-        ),
-        (
             "unknown channel",
             404,
             post("services:list", &format!("{auth}\r\nContent-Length: 0")),

@@ -111,7 +111,8 @@ async fn event_source_style_query_parameters_and_keep_alive() {
         let mut buffer = [0u8; 4096];
         loop {
             let text = String::from_utf8_lossy(&received);
-            if text.contains("\nid: 1\nevent: service:status-changed\ndata: {\"serviceName\":")
+            // Ids start at a per-run epoch; `lastEventId=0` replays the run from its start.
+            if text.contains("\nevent: service:status-changed\ndata: {\"serviceName\":")
                 && text.contains("\n: keep-alive\n\n")
             {
                 return true;
@@ -127,7 +128,7 @@ async fn event_source_style_query_parameters_and_keep_alive() {
     assert_eq!(
         read,
         Ok(true),
-        "expected event 1 replayed and a keep-alive comment; got {text:?}"
+        "expected the first event replayed and a keep-alive comment; got {text:?}"
     );
     let response = parse_response(&received);
     assert_eq!(response.status, 200);
@@ -149,5 +150,66 @@ async fn server_shutdown_ends_open_event_streams() {
         .await
         .expect("the stream ends");
     assert!(end.is_none(), "{end:?}");
+    fixture.finish().await;
+}
+
+/// Issue 12: a `Last-Event-ID` that this run cannot have sent (the largest u64, which once
+/// overflowed while a lock was held and left every later request "shutting down"; negative,
+/// not a number, beyond the newest, from another run) gets a `resync`, and conductor keeps
+/// working: a restart of a real service succeeds afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_last_event_ids_get_a_resync_and_leave_conductor_working() {
+    let fixture = Fixture::new("events-hostile-id", true).await;
+    let client = fixture.client();
+    let mut stream = client.events(Some(0)).await.unwrap();
+    let (newest, _) = tokio::time::timeout(DEADLINE, stream.next())
+        .await
+        .expect("the run's first event is replayed")
+        .expect("the stream is open")
+        .expect("events decode");
+    drop(stream);
+    let beyond = (newest + 1_000_000).to_string();
+    for value in [
+        "18446744073709551615",
+        "18446744073709551616",
+        "-1",
+        "yesterday",
+        "1",
+        beyond.as_str(),
+    ] {
+        let mut socket = tokio::net::TcpStream::connect(fixture.addr())
+            .await
+            .unwrap();
+        let request = format!(
+            "GET /events HTTP/1.1\r\nHost: localhost:{}\r\nAuthorization: Bearer {}\r\nLast-Event-ID: {value}\r\n\r\n",
+            fixture.port, fixture.info.token
+        );
+        socket.write_all(request.as_bytes()).await.unwrap();
+        let mut received = Vec::new();
+        let got_resync = tokio::time::timeout(DEADLINE, async {
+            let mut buffer = [0u8; 4096];
+            loop {
+                if String::from_utf8_lossy(&received).contains("\nevent: resync\ndata: ") {
+                    return true;
+                }
+                match socket.read(&mut buffer).await {
+                    Ok(0) | Err(_) => return false,
+                    Ok(n) => received.extend_from_slice(&buffer[..n]),
+                }
+            }
+        })
+        .await;
+        assert_eq!(
+            got_resync,
+            Ok(true),
+            "Last-Event-ID {value}: {}",
+            String::from_utf8_lossy(&received)
+        );
+        let answer: ServiceActionResponse = client
+            .call(Channel::ServicesRestart, Some(&service("alpha")))
+            .await
+            .unwrap();
+        assert!(answer.success, "after Last-Event-ID {value}: {answer:?}");
+    }
     fixture.finish().await;
 }

@@ -35,31 +35,32 @@ const KILL_GRACE: Duration = Duration::from_secs(5);
 const MEMBER_POLL_FIRST: Duration = Duration::from_millis(1);
 const MEMBER_POLL_MAX: Duration = Duration::from_millis(50);
 
-/// TEST-ONLY switch: when this variable is `1` in conductor's environment, [`ProcessGroup`]
-/// signals only the leader's pid instead of its whole group (stop, wait and drop alike) and
-/// stops looking at the rest of the group. It exists so that `cargo xtask verify --self-test`
-/// can prove the shutdown gate notices a grandchild that outlives its service; nothing else may
-/// set it, since it deliberately breaks the "no process survives a stop" invariant.
-/// Read once, on first use.
-const TEST_DISABLE_GROUP_KILL: &str = "CONDUCTOR_TEST_DISABLE_GROUP_KILL";
-
-/// Whether [`TEST_DISABLE_GROUP_KILL`] is set; read once per process.
+/// Whether this build deliberately breaks "no process survives a stop": with the
+/// `test-break-group-kill` feature, [`ProcessGroup`] signals only the leader's pid instead of
+/// its whole group and tree (stop, wait and drop alike) and stops looking at the rest. It
+/// exists so that `cargo xtask verify --self-test` can prove the shutdown gate notices a
+/// grandchild that outlives its service, in a binary built for that alone; a shipped build
+/// cannot have it, whatever its environment says.
 fn group_kill_disabled() -> bool {
-    static DISABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *DISABLED.get_or_init(|| {
-        let disabled = std::env::var_os(TEST_DISABLE_GROUP_KILL).is_some_and(|value| value == "1");
-        if disabled {
+    #[cfg(feature = "test-break-group-kill")]
+    {
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| {
             tracing::warn!(
-                "{TEST_DISABLE_GROUP_KILL}=1: process groups are NOT killed, only their leaders \
-                 (a test-only switch; grandchildren will survive)"
+                "built with test-break-group-kill: process groups are NOT killed, only their \
+                 leaders (grandchildren will survive)"
             );
-        }
-        disabled
-    })
+        });
+        true
+    }
+    #[cfg(not(feature = "test-break-group-kill"))]
+    {
+        false
+    }
 }
 
-/// Sends `signal` to the group led by `pgid`, or to the leader alone under the test-only
-/// [`TEST_DISABLE_GROUP_KILL`] switch.
+/// Sends `signal` to the group led by `pgid`, or to the leader alone in a
+/// `test-break-group-kill` build.
 fn signal_group_or_leader(pgid: u32, signal: GroupSignal) -> io::Result<()> {
     if group_kill_disabled() {
         sys::signal_leader(pgid, signal)

@@ -132,8 +132,7 @@ pub(crate) fn signal_group(pgid: u32, signal: GroupSignal) -> io::Result<()> {
 }
 
 /// Sends `signal` to the leader of group `pgid` only, not to the rest of its group: the
-/// test-only `CONDUCTOR_TEST_DISABLE_GROUP_KILL` switch of `group.rs`. A leader that no longer
-/// exists is not an error.
+/// `test-break-group-kill` build of `group.rs`. A leader that no longer exists is not an error.
 pub(crate) fn signal_leader(pgid: u32, signal: GroupSignal) -> io::Result<()> {
     let pid = child_group(pgid)?;
     let signal = match signal {

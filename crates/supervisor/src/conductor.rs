@@ -24,6 +24,7 @@ use crate::{
     events::{EventBus, Subscription},
     fleet::{Member, RunState, Shared},
     service::{self, Command, ServiceContext},
+    sync::LockExt,
 };
 
 /// The directories conductor works in.
@@ -220,7 +221,14 @@ pub struct ShutdownReport {
 
 struct ServiceHandle {
     name: String,
-    commands: mpsc::Sender<Command>,
+    /// The owner task's queue; replaced when a panicked owner task is relaunched.
+    commands: Arc<Mutex<mpsc::Sender<Command>>>,
+}
+
+impl ServiceHandle {
+    fn commands(&self) -> mpsc::Sender<Command> {
+        self.commands.lock_recovered().clone()
+    }
 }
 
 struct Inner {
@@ -237,6 +245,8 @@ struct Inner {
     database_interrupt: Arc<Mutex<Option<conductor_db::Interrupt>>>,
     quit: watch::Sender<bool>,
     run_id: String,
+    /// Set once [`Conductor::shutdown`] has begun.
+    stopping: std::sync::atomic::AtomicBool,
     tasks: Mutex<JoinSet<()>>,
     shutdown_done: tokio::sync::Mutex<Option<ShutdownReport>>,
 }
@@ -329,7 +339,7 @@ impl Conductor {
         let mut services = Vec::new();
         let mut index = HashMap::new();
         for (position, spec) in registry.services.iter().enumerate() {
-            let (commands, task) = service::launch(ServiceContext {
+            let context = ServiceContext {
                 spec: spec.clone(),
                 common_env: common_env.clone(),
                 prober: prober.clone(),
@@ -340,10 +350,10 @@ impl Conductor {
                     MARKER_VARIABLE,
                     format!("{run_id}/{}", spec.name),
                 ),
-            });
-            tasks.spawn(async move {
-                let _ = task.await;
-            });
+            };
+            let (commands, task) = service::launch(context.clone(), None);
+            let commands = Arc::new(Mutex::new(commands));
+            tasks.spawn(supervise_owner_task(context, commands.clone(), task));
             index.insert(spec.name.clone(), position);
             services.push(ServiceHandle {
                 name: spec.name.clone(),
@@ -369,6 +379,7 @@ impl Conductor {
                 database_interrupt: Arc::new(Mutex::new(None)),
                 quit,
                 run_id,
+                stopping: std::sync::atomic::AtomicBool::new(false),
                 tasks: Mutex::new(tasks),
                 shutdown_done: tokio::sync::Mutex::new(None),
             }),
@@ -404,13 +415,12 @@ impl Conductor {
         // rusqlite blocks: run it off the runtime's workers.
         let result = tokio::task::spawn_blocking(
             move || -> Result<(InitReport, Option<EventRecorder>), DatabaseError> {
-                let mut guard = database.lock().expect("database lock is never poisoned");
+                let mut guard = database.lock_recovered();
                 if guard.is_none() {
                     *guard = Some(Database::open(&path, &OpenOptions::default())?);
                 }
                 let db = guard.as_mut().expect("opened just above");
-                *interrupt.lock().expect("interrupt lock is never poisoned") =
-                    Some(db.interrupt_handle());
+                *interrupt.lock_recovered() = Some(db.interrupt_handle());
                 let report = db.init(&migrations, &backups)?;
                 let recorder = EventRecorder::start(&path)?;
                 Ok((report, Some(recorder)))
@@ -421,12 +431,7 @@ impl Conductor {
         .and_then(|result| result);
         match result {
             Ok((report, recorder)) => {
-                let mut slot = self
-                    .inner
-                    .shared
-                    .recorder
-                    .lock()
-                    .expect("recorder lock is never poisoned");
+                let mut slot = self.inner.shared.recorder.lock_recovered();
                 if slot.is_none() {
                     *slot = recorder;
                 }
@@ -451,13 +456,7 @@ impl Conductor {
     /// rolls back and the backup is restored, so `init_database` soon returns an error. Call it
     /// repeatedly until `init_database` returns (between statements it does nothing).
     pub fn interrupt_database(&self) {
-        if let Some(interrupt) = self
-            .inner
-            .database_interrupt
-            .lock()
-            .expect("interrupt lock is never poisoned")
-            .as_ref()
-        {
+        if let Some(interrupt) = self.inner.database_interrupt.lock_recovered().as_ref() {
             interrupt.interrupt();
         }
     }
@@ -468,7 +467,7 @@ impl Conductor {
         let path = self.inner.database_path.clone();
         let status = tokio::task::spawn_blocking(
             move || -> Result<conductor_db::DbStatus, DatabaseError> {
-                let mut guard = database.lock().expect("database lock is never poisoned");
+                let mut guard = database.lock_recovered();
                 if guard.is_none() {
                     *guard = Some(Database::open(&path, &OpenOptions::default())?);
                 }
@@ -703,13 +702,28 @@ impl Conductor {
     ) -> Result<(), ActionError> {
         let handle = self.lookup(name)?;
         let (tx, rx) = oneshot::channel();
-        if handle.commands.send(command(tx)).await.is_err() {
-            return Err(ActionError::Failed("conductor is shutting down".to_owned()));
+        let gone = || {
+            let reason = if self
+                .inner
+                .stopping
+                .load(std::sync::atomic::Ordering::SeqCst)
+            {
+                "conductor is shutting down".to_owned()
+            } else {
+                format!(
+                    "conductor's task for service \"{name}\" stopped while handling this request \
+                     (see conductor.log); its status says what became of the service"
+                )
+            };
+            ActionError::Failed(reason)
+        };
+        if handle.commands().send(command(tx)).await.is_err() {
+            return Err(gone());
         }
         match rx.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(reason)) => Err(ActionError::Failed(reason)),
-            Err(_) => Err(ActionError::Failed("conductor is shutting down".to_owned())),
+            Err(_) => Err(gone()),
         }
     }
 
@@ -727,6 +741,15 @@ impl Conductor {
     /// `services:restart`: stops it if running, starts it again, resolves once it is running.
     pub async fn restart(&self, name: &str) -> Result<(), ActionError> {
         self.send(name, Command::Restart).await
+    }
+
+    /// Makes the owner task of `name` panic: how tests prove that a panic is contained (the
+    /// service ends `failed`, its processes killed, the rest untouched). Only in builds with the
+    /// `test-faults` feature, which nothing shipped enables.
+    #[cfg(feature = "test-faults")]
+    pub async fn inject_panic(&self, name: &str) -> Result<(), UnknownService> {
+        let _ = self.lookup(name)?.commands().send(Command::Panic).await;
+        Ok(())
     }
 
     /// `services:get-all`: every service in registry order. Never waits on a service.
@@ -869,28 +892,22 @@ impl Conductor {
     /// Stops every service in reverse dependency order (one level at a time, a level
     /// concurrently), then flushes logs and closes the database. Idempotent.
     pub async fn shutdown(&self) -> ShutdownReport {
+        self.inner
+            .stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let mut done = self.inner.shutdown_done.lock().await;
         if let Some(report) = done.as_ref() {
             return report.clone();
         }
         let services = self.stop_all_services().await;
         self.inner.logs.flush().await;
-        let recorder = self
-            .inner
-            .shared
-            .recorder
-            .lock()
-            .expect("recorder lock is never poisoned")
-            .take();
+        let recorder = self.inner.shared.recorder.lock_recovered().take();
         let database = self.inner.database.clone();
         let database_closed = tokio::task::spawn_blocking(move || {
             if let Some(recorder) = recorder {
                 recorder.close();
             }
-            let db = database
-                .lock()
-                .expect("database lock is never poisoned")
-                .take();
+            let db = database.lock_recovered().take();
             db.is_some_and(|db| db.close().is_ok())
         })
         .await
@@ -898,13 +915,7 @@ impl Conductor {
         if let Some(path) = &self.inner.shared.run_state_path {
             let _ = std::fs::remove_file(path);
         }
-        let tasks = std::mem::take(
-            &mut *self
-                .inner
-                .tasks
-                .lock()
-                .expect("task lock is never poisoned"),
-        );
+        let tasks = std::mem::take(&mut *self.inner.tasks.lock_recovered());
         drop(tasks);
         let report = ShutdownReport {
             services,
@@ -923,7 +934,7 @@ impl Conductor {
                 let Ok(handle) = self.lookup(&name) else {
                     continue;
                 };
-                let commands = handle.commands.clone();
+                let commands = handle.commands();
                 stops.spawn(async move {
                     let (tx, rx) = oneshot::channel();
                     let outcome = match commands.send(Command::Shutdown(tx)).await {
@@ -1002,6 +1013,53 @@ async fn forward_log_problems(
             Err(RecvError::Lagged(_)) => continue,
             Err(RecvError::Closed) => break,
         }
+    }
+}
+
+/// How often a service's owner task may panic and be relaunched before it stays gone: a bug
+/// that fires on every relaunch must not spin.
+const MAX_OWNER_RELAUNCHES: u32 = 10;
+
+/// Awaits a service's owner task and contains its panic (the panic policy, ARCHITECTURE.md):
+/// unwinding dropped its `ProcessGroup`, which SIGKILLed the group and its marked tree; the
+/// service is then marked `failed` with `lastError` saying so, by a fresh owner task that
+/// takes over the command queue, so a manual start works again and nothing else is touched.
+async fn supervise_owner_task(
+    context: ServiceContext,
+    commands: Arc<Mutex<mpsc::Sender<Command>>>,
+    mut task: tokio::task::JoinHandle<()>,
+) {
+    let name = context.spec.name.clone();
+    for _ in 0..MAX_OWNER_RELAUNCHES {
+        let panic = match task.await {
+            Ok(()) => return,
+            Err(error) if error.is_panic() => panic_message(error.into_panic()),
+            // Aborted: the fleet is being dropped.
+            Err(_) => return,
+        };
+        let error = format!(
+            "internal error: conductor's task for this service panicked ({panic}); its processes \
+             were killed. Start it again; please report this with conductor.log"
+        );
+        tracing::error!(service = %name, "{error}");
+        context.shared.forget_group(&name);
+        context.shared.report_error(&name, error.clone());
+        let (sender, next) = service::launch(context.clone(), Some(error));
+        *commands.lock_recovered() = sender;
+        task = next;
+    }
+    tracing::error!(service = %name, "the owner task keeps panicking; it is not relaunched again");
+    let _ = task.await;
+}
+
+/// The message of a panic payload (`panic!` with a literal or a formatted string).
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(message) => *message,
+        Err(payload) => match payload.downcast::<&'static str>() {
+            Ok(message) => (*message).to_owned(),
+            Err(_) => "a panic without a message".to_owned(),
+        },
     }
 }
 

@@ -10,7 +10,9 @@ use std::{
 use conductor_protocol::Event;
 use tokio::sync::broadcast;
 
-/// One event with its stream id (ids increase by one, starting at 1).
+/// One event with its stream id. Ids increase by one; each run starts at its own random point
+/// (a per-run epoch), so an id a client kept from an earlier run is told apart and answered
+/// with `resync` instead of a wrong replay.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sequenced {
     /// The SSE `id:` of this event.
@@ -31,9 +33,17 @@ pub struct Subscription {
 }
 
 struct Ring {
+    /// The id of this run's first event.
+    first_id: u64,
     next_id: u64,
     buffer: VecDeque<Arc<Sequenced>>,
 }
+
+/// Runs start their ids at a random multiple of this (below 2^52, so every id is exact in a
+/// JavaScript number): two runs' ranges overlap only if they draw neighbouring slots and one of
+/// them publishes more than this many events.
+const EPOCH_SPAN: u64 = 1 << 21;
+const EPOCH_SLOTS: u64 = 1 << 31;
 
 /// Publishes events in order to any number of subscribers.
 #[derive(Clone)]
@@ -46,11 +56,24 @@ pub(crate) struct EventBus {
 }
 
 impl EventBus {
+    /// A bus whose first id is this run's random epoch.
     pub(crate) fn new(replay_capacity: usize, live_capacity: usize) -> EventBus {
+        let slot = (uuid::Uuid::new_v4().as_u128() as u64) % EPOCH_SLOTS;
+        EventBus::starting_at(replay_capacity, live_capacity, slot * EPOCH_SPAN + 1)
+    }
+
+    /// A bus whose first event gets `first_id` (at least 1).
+    pub(crate) fn starting_at(
+        replay_capacity: usize,
+        live_capacity: usize,
+        first_id: u64,
+    ) -> EventBus {
         let (sender, _) = broadcast::channel(live_capacity.max(1));
+        let first_id = first_id.max(1);
         EventBus {
             ring: Arc::new(Mutex::new(Ring {
-                next_id: 1,
+                first_id,
+                next_id: first_id,
                 buffer: VecDeque::new(),
             })),
             sender,
@@ -59,12 +82,12 @@ impl EventBus {
     }
 
     pub(crate) fn publish(&self, event: Event) {
-        let mut ring = self.ring.lock().expect("event bus lock is never poisoned");
+        let mut ring = lock(&self.ring);
         let sequenced = Arc::new(Sequenced {
             id: ring.next_id,
             event,
         });
-        ring.next_id += 1;
+        ring.next_id = ring.next_id.saturating_add(1);
         if ring.buffer.len() == self.replay_capacity {
             ring.buffer.pop_front();
         }
@@ -74,32 +97,53 @@ impl EventBus {
     }
 
     /// Subscribes; `last_event_id` is the id the client saw last, if it is reconnecting.
+    ///
+    /// `None`: live events only. `Some(0)`: everything this run still buffers (a client that
+    /// has seen nothing yet). An id of this run: the events after it. Anything else (an id of
+    /// an earlier run, one beyond the newest, one whose successors are no longer buffered)
+    /// gets a single `resync` event, so the client refetches `services:get-all`. Whatever the
+    /// number, nothing here can overflow or panic.
     pub(crate) fn subscribe(&self, last_event_id: Option<u64>) -> Subscription {
-        let ring = self.ring.lock().expect("event bus lock is never poisoned");
+        let ring = lock(&self.ring);
         let live = self.sender.subscribe();
-        let missed = match last_event_id {
-            None => Vec::new(),
-            Some(last) if last + 1 >= ring.next_id => Vec::new(),
-            Some(last) => {
-                let oldest = ring.buffer.front().map_or(ring.next_id, |e| e.id);
-                if last + 1 < oldest {
-                    vec![Sequenced {
-                        id: last,
-                        event: Event::Resync {
-                            oldest_available: oldest,
-                        },
-                    }]
-                } else {
-                    ring.buffer
-                        .iter()
-                        .filter(|e| e.id > last)
-                        .map(|e| (**e).clone())
-                        .collect()
-                }
+        let newest = ring.next_id - 1;
+        let oldest = ring.buffer.front().map_or(ring.next_id, |e| e.id);
+        let after = match last_event_id {
+            None => {
+                return Subscription {
+                    missed: Vec::new(),
+                    live,
+                };
             }
+            Some(0) => Some(ring.first_id - 1),
+            Some(last) if (ring.first_id - 1..=newest).contains(&last) => Some(last),
+            Some(_) => None,
+        };
+        let missed = match after {
+            // Everything after `last` is still buffered (or there is nothing after it).
+            Some(last) if last >= oldest - 1 => ring
+                .buffer
+                .iter()
+                .filter(|e| e.id > last)
+                .map(|e| (**e).clone())
+                .collect(),
+            _ => vec![Sequenced {
+                // The newest id: a client that reconnects after refetching resumes from here.
+                id: newest,
+                event: Event::Resync {
+                    oldest_available: oldest,
+                },
+            }],
         };
         Subscription { missed, live }
     }
+}
+
+/// The ring's lock. A panic while it was held cannot leave it inconsistent (every update is
+/// a push, a pop or an increment), so a poisoned lock is taken over, not propagated.
+fn lock(ring: &Mutex<Ring>) -> std::sync::MutexGuard<'_, Ring> {
+    ring.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]
@@ -115,7 +159,7 @@ mod tests {
 
     #[tokio::test]
     async fn ids_increase_by_one_and_live_subscribers_see_them_in_order() {
-        let bus = EventBus::new(8, 64);
+        let bus = EventBus::starting_at(8, 64, 1);
         let mut sub = bus.subscribe(None);
         for n in 0..5 {
             bus.publish(event(n));
@@ -128,7 +172,7 @@ mod tests {
 
     #[test]
     fn a_reconnecting_client_gets_what_it_missed() {
-        let bus = EventBus::new(8, 64);
+        let bus = EventBus::starting_at(8, 64, 1);
         for n in 0..5 {
             bus.publish(event(n));
         }
@@ -140,7 +184,7 @@ mod tests {
 
     #[test]
     fn a_client_too_far_behind_is_told_to_resync() {
-        let bus = EventBus::new(4, 64);
+        let bus = EventBus::starting_at(4, 64, 1);
         for n in 0..10 {
             bus.publish(event(n));
         }
@@ -155,5 +199,73 @@ mod tests {
         // Exactly at the edge of the buffer nothing is lost, so no resync.
         let ids: Vec<u64> = bus.subscribe(Some(6)).missed.iter().map(|e| e.id).collect();
         assert_eq!(ids, [7, 8, 9, 10]);
+    }
+
+    fn is_resync(subscription: &Subscription) -> bool {
+        matches!(
+            subscription.missed.as_slice(),
+            [Sequenced {
+                event: Event::Resync { .. },
+                ..
+            }]
+        )
+    }
+
+    #[test]
+    fn ids_from_another_run_or_beyond_the_newest_get_a_resync_never_a_panic() {
+        let first = 5 * EPOCH_SPAN + 1;
+        let bus = EventBus::starting_at(8, 64, first);
+        for n in 0..3 {
+            bus.publish(event(n));
+        }
+        for foreign in [
+            1,
+            first - 2,
+            first + 3,
+            first + 1000,
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
+            let subscription = bus.subscribe(Some(foreign));
+            assert!(
+                is_resync(&subscription),
+                "{foreign}: {:?}",
+                subscription.missed
+            );
+            assert_eq!(
+                subscription.missed[0].id,
+                first + 2,
+                "resumes from the newest"
+            );
+        }
+        let ids: Vec<u64> = bus.subscribe(Some(0)).missed.iter().map(|e| e.id).collect();
+        assert_eq!(
+            ids,
+            [first, first + 1, first + 2],
+            "0 replays the whole run"
+        );
+        let ids: Vec<u64> = bus
+            .subscribe(Some(first - 1))
+            .missed
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(ids, [first, first + 1, first + 2]);
+    }
+
+    #[test]
+    fn two_runs_start_their_ids_apart() {
+        let a = EventBus::new(8, 64);
+        let b = EventBus::new(8, 64);
+        a.publish(event(0));
+        b.publish(event(0));
+        let id_a = a.subscribe(Some(0)).missed[0].id;
+        let id_b = b.subscribe(Some(0)).missed[0].id;
+        assert_ne!(id_a, id_b);
+        assert!(
+            id_a < 1 << 53 && id_b < 1 << 53,
+            "ids must be exact in JavaScript"
+        );
+        assert!(is_resync(&b.subscribe(Some(id_a))));
     }
 }

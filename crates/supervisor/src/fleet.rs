@@ -16,7 +16,7 @@ use conductor_spawn::GroupRecord;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::events::EventBus;
+use crate::{events::EventBus, sync::LockExt};
 
 /// What an owner task publishes about its service after every step.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,20 +171,17 @@ impl Shared {
 
     pub(crate) fn statuses(&self) -> Vec<ServiceStatus> {
         let now = Instant::now();
-        let cells = self.cells.lock().expect("status lock is never poisoned");
+        let cells = self.cells.lock_recovered();
         cells.iter().map(|cell| cell.status(now)).collect()
     }
 
     pub(crate) fn status(&self, index: usize) -> ServiceStatus {
-        let cells = self.cells.lock().expect("status lock is never poisoned");
+        let cells = self.cells.lock_recovered();
         cells[index].status(Instant::now())
     }
 
     pub(crate) fn health(&self) -> AppHealth {
-        self.health
-            .lock()
-            .expect("health lock is never poisoned")
-            .clone()
+        self.health.lock_recovered().clone()
     }
 
     /// Stores a service's snapshot. Emits `service:status-changed` whenever anything a UI
@@ -197,7 +194,7 @@ impl Shared {
         reason: &str,
         correlation_id: &str,
     ) {
-        let mut cells = self.cells.lock().expect("status lock is never poisoned");
+        let mut cells = self.cells.lock_recovered();
         let cell = &mut cells[index];
         let before = cell.snapshot.clone();
         // `running_since` shows only as uptime, which a UI ticks by itself.
@@ -216,12 +213,7 @@ impl Shared {
         let name = cell.name.clone();
         if before.state != status.status {
             tracing::info!(service = %name, from = %before.state, to = %status.status, %reason, "status changed");
-            if let Some(recorder) = self
-                .recorder
-                .lock()
-                .expect("recorder lock is never poisoned")
-                .as_ref()
-            {
+            if let Some(recorder) = self.recorder.lock_recovered().as_ref() {
                 recorder.record(ServiceEventRow {
                     service: name.clone(),
                     from_state: Some(before.state.as_str().to_owned()),
@@ -240,7 +232,7 @@ impl Shared {
     }
 
     pub(crate) fn note_probe(&self, index: usize, at: SystemTime, degraded: bool) {
-        let mut cells = self.cells.lock().expect("status lock is never poisoned");
+        let mut cells = self.cells.lock_recovered();
         cells[index].last_health_check = Some(at);
         if cells[index].degraded != degraded {
             cells[index].degraded = degraded;
@@ -250,7 +242,7 @@ impl Shared {
 
     fn refresh_health(&self, cells: &[Cell]) {
         let health = compute_health(cells);
-        let mut last = self.health.lock().expect("health lock is never poisoned");
+        let mut last = self.health.lock_recovered();
         if *last != health {
             *last = health.clone();
             self.bus.publish(Event::AppHealthChanged(health));

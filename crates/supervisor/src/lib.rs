@@ -13,6 +13,7 @@ mod events;
 mod fleet;
 mod machine;
 mod service;
+mod sync;
 
 pub use crate::{
     conductor::{

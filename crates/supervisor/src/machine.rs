@@ -165,6 +165,19 @@ impl Machine {
         }
     }
 
+    /// A machine that starts out `failed` with `error` (its owner task was relaunched).
+    pub(crate) fn failed(policy: Policy, error: String) -> Machine {
+        Machine {
+            phase: Phase::Failed {
+                error: error.clone(),
+            },
+            policy,
+            restarts: 0,
+            probe_failures: 0,
+            last_error: Some(error),
+        }
+    }
+
     pub(crate) fn phase(&self) -> &Phase {
         &self.phase
     }

@@ -39,6 +39,9 @@ pub(crate) enum Command {
     Abandon(String, Reply),
     /// Stop for good (conductor is quitting); answers how the process ended, if there was one.
     Shutdown(oneshot::Sender<Option<StopOutcome>>),
+    /// Panic in the owner task: how tests prove a panic is contained. Not in shipped builds.
+    #[cfg(feature = "test-faults")]
+    Panic,
 }
 
 /// What a waiting request needs to see before it can be answered.
@@ -49,6 +52,7 @@ enum Goal {
 }
 
 /// Everything a service's owner task needs that does not change while it runs.
+#[derive(Clone)]
 pub(crate) struct ServiceContext {
     pub(crate) spec: ServiceSpec,
     /// Environment shared by every service (DATABASE_URL, DEPLOYMENT_ENV, …).
@@ -61,9 +65,11 @@ pub(crate) struct ServiceContext {
     pub(crate) marker: conductor_spawn::TreeMarker,
 }
 
-/// Starts the owner task of one service; returns its command queue.
+/// Starts the owner task of one service; returns its command queue. With `failed`, the
+/// service starts out `failed` with that error (a relaunch after its task panicked).
 pub(crate) fn launch(
     context: ServiceContext,
+    failed: Option<String>,
 ) -> (mpsc::Sender<Command>, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(32);
     let policy = Policy {
@@ -73,7 +79,10 @@ pub(crate) fn launch(
         reset_after: context.spec.restart.reset_after,
         failure_threshold: context.spec.health.failure_threshold,
     };
-    let machine = Machine::new(policy, context.spec.is_active());
+    let machine = match failed {
+        Some(error) => Machine::failed(policy, error),
+        None => Machine::new(policy, context.spec.is_active()),
+    };
     let task = ServiceTask {
         context,
         machine,
@@ -168,6 +177,8 @@ impl ServiceTask {
                         let _ = reply.send(self.last_stop.take());
                         continue;
                     }
+                    #[cfg(feature = "test-faults")]
+                    Some(Command::Panic) => panic!("injected by a test (feature test-faults)"),
                     Some(command) => match self.accept(command) {
                         Some(event) => event,
                         None => continue,
@@ -226,6 +237,8 @@ impl ServiceTask {
             Command::Stop(reply) => (Goal::Down, reply, Event::StopRequested),
             Command::Abandon(error, reply) => (Goal::Down, reply, Event::Abandoned { error }),
             Command::Shutdown(_) => unreachable!("shutdown is handled by the run loop"),
+            #[cfg(feature = "test-faults")]
+            Command::Panic => unreachable!("a panic is handled by the run loop"),
         };
         if goal == Goal::Up && self.shutting_down {
             let _ = reply.send(Err("conductor is shutting down".to_owned()));

@@ -26,6 +26,8 @@ use super::{
 #[derive(Debug, Clone)]
 pub(crate) struct GateEnv {
     pub(crate) conductor: PathBuf,
+    /// conductor built with `self-test-break-group-kill`, for the self-test only.
+    pub(crate) broken_group_kill: Option<PathBuf>,
     pub(crate) fake_service: PathBuf,
     /// `V*__*.sql` files in `migrations/`, embedded in the binary.
     pub(crate) n_migrations: usize,
@@ -93,6 +95,8 @@ pub(crate) struct Setup {
     pub(crate) services: Vec<Service>,
     /// Extra environment of the conductor process.
     pub(crate) conductor_env: Vec<(&'static str, String)>,
+    /// Run the `self-test-break-group-kill` build of conductor instead of the real one.
+    pub(crate) broken_group_kill: bool,
     /// Set: the gates' client sends this token instead of the one in ipc.json.
     pub(crate) client_token: Option<String>,
     /// `[database] migrations`, relative to the registry file; `None`: the embedded ones.
@@ -118,6 +122,7 @@ impl Setup {
                 })
                 .collect(),
             conductor_env: Vec::new(),
+            broken_group_kill: false,
             client_token: None,
             migrations: None,
         })
@@ -277,7 +282,12 @@ impl Fleet {
         )
         .with_context(|| format!("writing {}", registry.display()))?;
         let data_dir = dir.path().join("data");
-        let mut command = Command::new(&env.conductor);
+        let binary = match (&env.broken_group_kill, setup.broken_group_kill) {
+            (Some(broken), true) => broken,
+            (None, true) => anyhow::bail!("the broken-group-kill conductor was not built"),
+            (_, false) => &env.conductor,
+        };
+        let mut command = Command::new(binary);
         command
             .arg("up")
             .arg("--registry")

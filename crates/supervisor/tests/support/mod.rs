@@ -253,3 +253,16 @@ pub fn sigkill(pid: u32) {
         libc::kill(pid as i32, libc::SIGKILL);
     }
 }
+
+/// Polls `check` until it gives a value, or fails after 30 s naming `what`.
+pub async fn wait_until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        // Polling interval of the condition (deadline above), not synchronisation.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
