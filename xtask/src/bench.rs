@@ -16,6 +16,7 @@
 //! Linux only (it reads `/proc`).
 
 mod fleet;
+pub(crate) mod flood;
 mod http;
 mod procfs;
 mod stats;

@@ -23,7 +23,8 @@ const USAGE: &str = "usage: cargo xtask verify [--gates | --self-test]
   (no flag)    fmt, clippy, fixtures, tests, cargo-deny, the five gates and their
                self-test, the bundle test (on the debug build)
   --gates      only build conductor and fake-service and run the five gates
-  --self-test  only build and check that each gate fails against a broken setup";
+  --self-test  only build and check that each gate fails against a broken setup
+  --flood      only the connection flood against the release binary";
 
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     match args
@@ -45,6 +46,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
             build_binaries()?;
             gates::self_test(&gates::env()?)
         }
+        ["--flood"] => flood(),
         ["-h" | "--help"] => {
             println!("{USAGE}");
             Ok(())
@@ -56,6 +58,18 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
 /// The debug binaries the gates run.
 fn build_binaries() -> anyhow::Result<()> {
     run_checked(cargo().args(["build", "--quiet", "-p", "conductor", "-p", "fake-service"]))
+}
+
+/// The connection flood (issue 12) against the release conductor: what ships is what must
+/// hold under load.
+fn flood() -> anyhow::Result<()> {
+    run_checked(cargo().args(["build", "--release", "--quiet", "-p", "conductor"]))?;
+    build_binaries()?;
+    let target = crate::util::target_dir();
+    crate::bench::flood::run(
+        &target.join("release").join("conductor"),
+        &target.join("debug").join("fake-service"),
+    )
 }
 
 /// Builds the binaries and runs the gates; returns the names of the failed gates.
@@ -128,6 +142,14 @@ fn everything() -> anyhow::Result<()> {
         Err(err) => {
             println!("✗ gates self-test: {err:#}");
             failures.push("gates self-test".to_owned());
+        }
+    }
+
+    match flood() {
+        Ok(()) => println!("✓ flood"),
+        Err(err) => {
+            println!("✗ flood: {err:#}");
+            failures.push("flood".to_owned());
         }
     }
 

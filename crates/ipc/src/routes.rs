@@ -42,6 +42,8 @@ pub(crate) struct State {
     pub(crate) token: String,
     pub(crate) keep_alive: Duration,
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// Places for event streams; a stream holds one until it ends.
+    pub(crate) event_streams: Arc<tokio::sync::Semaphore>,
 }
 
 pub(crate) type ResponseBody = Either<Full<Bytes>, SseBody>;
@@ -226,8 +228,22 @@ fn events(
         None | Some("") => None,
         Some(text) => Some(text.parse::<u64>().unwrap_or(u64::MAX)),
     };
+    let Ok(place) = state.event_streams.clone().try_acquire_owned() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "too many event streams are open ({}); close one (a UI needs one stream)",
+                crate::server::MAX_EVENT_STREAMS
+            ),
+        ));
+    };
     let subscription = state.conductor.subscribe(last_event_id);
-    let body = SseBody::new(subscription, state.keep_alive, state.shutdown.clone());
+    let body = SseBody::new(
+        subscription,
+        state.keep_alive,
+        state.shutdown.clone(),
+        Some(place),
+    );
     let mut response = Response::new(Either::Right(body));
     let headers = response.headers_mut();
     headers.insert(

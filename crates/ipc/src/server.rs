@@ -25,6 +25,18 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// A client must send its request headers within this time (slow-loris defence).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Connections served at once. Well below a default file limit of 1024, so that a flood of
+/// connections never leaves conductor without descriptors to spawn a service with. When
+/// full, a new connection takes the place of the oldest one that has not sent a request yet
+/// (an idle or trickling client); if every connection is busy, it is closed unread.
+pub(crate) const MAX_CONNECTIONS: usize = 256;
+
+/// Event streams open at once (a UI needs one, a few tools a few more).
+pub(crate) const MAX_EVENT_STREAMS: usize = 64;
+
+/// A kept-alive connection with no request in flight is closed after this long.
+const KEEP_ALIVE_IDLE: Duration = Duration::from_secs(30);
+
 /// How the control server listens. Its `Debug` output leaves the token out.
 #[derive(Clone)]
 pub struct ServerConfig {
@@ -139,6 +151,7 @@ pub async fn serve(conductor: Conductor, config: ServerConfig) -> Result<Server,
         token: config.token,
         keep_alive: config.keep_alive.max(Duration::from_millis(1)),
         shutdown: shutdown_rx.clone(),
+        event_streams: Arc::new(tokio::sync::Semaphore::new(MAX_EVENT_STREAMS)),
     });
     let accept_loop = tokio::spawn(accept_loop(listener, state, shutdown_rx));
     tracing::info!(%local_addr, "control API listening");
@@ -235,20 +248,86 @@ impl Drop for Server {
     }
 }
 
+/// What the accept loop knows of one live connection.
+struct Live {
+    task: tokio::task::AbortHandle,
+    activity: Arc<Activity>,
+}
+
+/// One connection's use, shared by its task and the accept loop.
+struct Activity {
+    /// Set once a request has reached the router: the client speaks HTTP.
+    spoke: std::sync::atomic::AtomicBool,
+    /// Requests being answered, event streams included.
+    in_flight: std::sync::atomic::AtomicUsize,
+    opened: tokio::time::Instant,
+    /// When a request last began or ended, in milliseconds since `opened`.
+    last_active_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            spoke: Default::default(),
+            in_flight: Default::default(),
+            opened: tokio::time::Instant::now(),
+            last_active_ms: Default::default(),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_active_ms
+            .store(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// How long nothing has been in flight; zero while something is.
+    fn idle_for(&self) -> Duration {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.in_flight.load(SeqCst) > 0 {
+            return Duration::ZERO;
+        }
+        let last = self.opened + Duration::from_millis(self.last_active_ms.load(SeqCst));
+        last.elapsed()
+    }
+}
+
 async fn accept_loop(
     listener: TcpListener,
     state: Arc<State>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut connections = JoinSet::new();
+    // In accept order, so the first silent one is the oldest.
+    let mut live: std::collections::VecDeque<Live> = std::collections::VecDeque::new();
     loop {
         tokio::select! {
             // Cancel-safe: a shutdown wins over a connection that is accepted at the same time.
             biased;
             _ = stopped(&mut shutdown) => break,
+            Some(joined) = connections.join_next_with_id(), if !connections.is_empty() => {
+                let id = match joined {
+                    Ok((id, ())) => id,
+                    Err(error) => error.id(),
+                };
+                live.retain(|connection| connection.task.id() != id);
+            }
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    connections.spawn(serve_connection(stream, peer, state.clone()));
+                    if live.len() >= MAX_CONNECTIONS && !evict_silent(&mut live) {
+                        // Every place is busy answering: close this one without reading it.
+                        tracing::debug!(%peer, "control API full; connection refused");
+                        drop(stream);
+                        continue;
+                    }
+                    let activity = Arc::new(Activity::new());
+                    let task = connections.spawn(serve_connection(
+                        stream,
+                        peer,
+                        state.clone(),
+                        activity.clone(),
+                    ));
+                    live.push_back(Live { task, activity });
                 }
                 Err(err) => {
                     // Per-connection failures (ECONNABORTED, EMFILE) must not end the server;
@@ -257,8 +336,6 @@ async fn accept_loop(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            // Reap finished connections so the set does not grow with every request served.
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
     drop(listener);
@@ -275,33 +352,122 @@ async fn accept_loop(
     }
 }
 
+/// Closes the oldest connection that has not sent a request, or else the oldest one idle
+/// between kept-alive requests; `false` if every connection is answering something.
+fn evict_silent(live: &mut std::collections::VecDeque<Live>) -> bool {
+    use std::sync::atomic::Ordering::SeqCst;
+    let position = live
+        .iter()
+        .position(|c| !c.activity.spoke.load(SeqCst))
+        .or_else(|| {
+            live.iter()
+                .position(|c| c.activity.in_flight.load(SeqCst) == 0)
+        });
+    match position.and_then(|position| live.remove(position)) {
+        Some(connection) => {
+            connection.task.abort();
+            true
+        }
+        None => false,
+    }
+}
+
 /// Resolves once the server is shutting down (or the server is gone).
 pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     // The guard `wait_for` returns must not live across an await in the caller: drop it here.
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
-async fn serve_connection(stream: tokio::net::TcpStream, peer: SocketAddr, state: Arc<State>) {
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    state: Arc<State>,
+    activity: Arc<Activity>,
+) {
+    use std::sync::atomic::Ordering::SeqCst;
     let mut shutdown = state.shutdown.clone();
     let service_state = state.clone();
-    let service =
-        hyper::service::service_fn(move |request| routes::handle(service_state.clone(), request));
+    let request_activity = activity.clone();
+    let service = hyper::service::service_fn(move |request| {
+        let state = service_state.clone();
+        let activity = request_activity.clone();
+        async move {
+            activity.spoke.store(true, SeqCst);
+            activity.in_flight.fetch_add(1, SeqCst);
+            activity.touch();
+            let _done = InFlight(activity);
+            routes::handle(state, request).await.map(|response| {
+                // An event stream stays in flight until its body ends.
+                response.map(|body| TrackedBody {
+                    body,
+                    _in_flight: _done,
+                })
+            })
+        }
+    });
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
-    let result = tokio::select! {
-        result = connection.as_mut() => result,
-        _ = stopped(&mut shutdown) => {
-            // Finish the request in flight (event streams end on the same signal), then close.
-            connection.as_mut().graceful_shutdown();
-            connection.await
+    let mut idle_check = tokio::time::interval(KEEP_ALIVE_IDLE / 8);
+    let result = loop {
+        tokio::select! {
+            result = connection.as_mut() => break result,
+            _ = stopped(&mut shutdown) => {
+                // Finish the request in flight (event streams end on the same signal), then close.
+                connection.as_mut().graceful_shutdown();
+                break connection.await;
+            }
+            _ = idle_check.tick() => {
+                if activity.idle_for() >= KEEP_ALIVE_IDLE {
+                    connection.as_mut().graceful_shutdown();
+                    break connection.await;
+                }
+            }
         }
     };
     if let Err(err) = result {
         tracing::debug!(%peer, "control API connection ended: {err}");
+    }
+}
+
+/// Counts a request as in flight until dropped (with its response body).
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A response body that keeps its request counted as in flight until the body is done.
+struct TrackedBody<B> {
+    body: B,
+    _in_flight: InFlight,
+}
+
+impl<B: hyper::body::Body + Unpin> hyper::body::Body for TrackedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
     }
 }
 

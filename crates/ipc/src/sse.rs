@@ -30,6 +30,8 @@ type NextFrame = Pin<Box<dyn Future<Output = Option<(Bytes, Feed)>> + Send>>;
 /// when the feed does.
 pub(crate) struct SseBody {
     next: Option<NextFrame>,
+    /// This stream's place among the server's limited event streams, given back on drop.
+    _place: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl SseBody {
@@ -37,6 +39,7 @@ impl SseBody {
         subscription: Subscription,
         keep_alive: Duration,
         shutdown: watch::Receiver<bool>,
+        place: Option<tokio::sync::OwnedSemaphorePermit>,
     ) -> SseBody {
         let mut keep_alive = tokio::time::interval_at(Instant::now() + keep_alive, keep_alive);
         keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -49,6 +52,7 @@ impl SseBody {
         };
         SseBody {
             next: Some(Box::pin(feed.next_frame())),
+            _place: place,
         }
     }
 }
@@ -180,7 +184,7 @@ mod tests {
             live,
         };
         sender.send(Arc::new(sequenced(3))).unwrap();
-        let body = SseBody::new(subscription, Duration::from_secs(3600), shutdown);
+        let body = SseBody::new(subscription, Duration::from_secs(3600), shutdown, None);
         let reader = tokio::spawn(frames(body, 10));
         // Nothing more will come: ask it to end, as Server::shutdown does.
         tokio::task::yield_now().await;
@@ -204,6 +208,7 @@ mod tests {
             },
             Duration::from_secs(3600),
             shutdown,
+            None,
         );
         for id in 1..=5 {
             sender.send(Arc::new(sequenced(id))).unwrap();
@@ -223,6 +228,7 @@ mod tests {
             },
             Duration::from_millis(20),
             shutdown,
+            None,
         );
         let frames = frames(body, 2).await;
         assert_eq!(frames, [": keep-alive\n\n", ": keep-alive\n\n"]);

@@ -213,3 +213,32 @@ async fn hostile_last_event_ids_get_a_resync_and_leave_conductor_working() {
     }
     fixture.finish().await;
 }
+
+/// Issue 12: event streams are capped; one over the cap is refused with a message, and a
+/// place frees up when a stream ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_streams_beyond_the_cap_are_refused_until_one_closes() {
+    let fixture = Fixture::new("events-cap", true).await;
+    let client = fixture.client();
+    let mut streams = Vec::new();
+    for _ in 0..64 {
+        streams.push(client.events(None).await.expect("a stream within the cap"));
+    }
+    let refused = client.events(None).await;
+    let message = format!("{:?}", refused.err());
+    assert!(message.contains("too many event streams"), "{message}");
+    drop(streams.pop());
+    let reopened = tokio::time::timeout(DEADLINE, async {
+        loop {
+            if let Ok(stream) = client.events(None).await {
+                return stream;
+            }
+            // Polling interval while the closed stream's place is given back.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(reopened.is_ok(), "no place freed after a stream closed");
+    drop(streams);
+    fixture.finish().await;
+}
