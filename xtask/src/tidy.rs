@@ -18,7 +18,9 @@ mod tests {
         &["conductor"],
         &["ipc"],
         &["supervisor"],
-        &["spawn", "health", "logs", "db"],
+        &["health", "logs", "db"],
+        // Below the other workers: exec probes are children too (health -> spawn).
+        &["spawn"],
         &["registry"],
         &["protocol"],
     ];

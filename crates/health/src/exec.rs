@@ -1,15 +1,14 @@
-//! The exec probe: run a command in its own process group; exit code 0 means healthy.
-//! On timeout the whole group is killed and the command reaped, so a probe leaves nothing
-//! running. It does not retry and does not interpret the command's output beyond quoting the
-//! last line of its stderr in the reason.
+//! The exec probe: run a command as the leader of its own process group (through
+//! `conductor-spawn`, so it gets the parent-death signal and the service's tree marker);
+//! exit code 0 means healthy. Whatever it started is killed when it exits, when it times out
+//! and when the probe is dropped half-way, so a probe leaves nothing running. It does not
+//! retry and does not interpret the command's output beyond quoting the last line of its
+//! stderr in the reason.
 
-use std::{path::Path, process::Stdio, time::Duration};
+use std::{path::Path, time::Duration};
 
-use tokio::{
-    io::AsyncReadExt,
-    process::{Child, ChildStderr, Command},
-    time::Instant,
-};
+use conductor_spawn::{ProcessGroup, SpawnSpec, TreeMarker};
+use tokio::{io::AsyncReadExt, process::ChildStderr, process::ChildStdout, time::Instant};
 
 use crate::{ProbeOutcome, duration::human};
 
@@ -17,66 +16,70 @@ use crate::{ProbeOutcome, duration::human};
 const STDERR_TAIL_BYTES: usize = 4096;
 
 /// After the command exits, how long to wait for the rest of its stderr. A background process
-/// it left behind may hold the pipe open forever; its words are not worth waiting for.
+/// it left behind held the pipe open until it was killed; its words are not worth waiting for.
 const STDERR_GRACE: Duration = Duration::from_millis(100);
-
-/// How long reaping may take after SIGKILL before we give up on it (kill_on_drop remains).
-const REAP_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(crate) async fn probe(
     program: &str,
     args: &[String],
     cwd: Option<&Path>,
+    marker: Option<&TreeMarker>,
     timeout: Duration,
     correlation_id: &str,
 ) -> ProbeOutcome {
     let deadline = Instant::now() + timeout;
-    let mut command = Command::new(program);
-    command
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    let mut env = Vec::new();
     if !correlation_id.is_empty() {
-        command.env("CONDUCTOR_CORRELATION_ID", correlation_id);
+        env.push(("CONDUCTOR_CORRELATION_ID".into(), correlation_id.into()));
     }
-    if let Some(cwd) = cwd {
-        command.current_dir(cwd);
-    }
-    platform::own_group(&mut command);
-    let mut child = match command.spawn() {
-        Ok(child) => child,
-        Err(err) => return ProbeOutcome::Unhealthy(format!("cannot run `{program}`: {err}")),
+    let spec = SpawnSpec {
+        program: program.into(),
+        args: args.iter().map(Into::into).collect(),
+        cwd: cwd.map(Path::to_path_buf),
+        env,
+        marker: marker.cloned(),
     };
-    let mut stderr = child.stderr.take();
+    // The group is the guard: returning early or being dropped SIGKILLs it and its tree.
+    let mut group: ProcessGroup = match conductor_spawn::spawn(&spec) {
+        Ok(group) => group,
+        Err(err) => {
+            return ProbeOutcome::Unhealthy(format!("cannot run `{program}`: {}", err.kind));
+        }
+    };
+    let mut stderr = group.take_stderr();
+    // Drained and dropped: a probe that prints must not block on a full pipe or die of SIGPIPE.
+    let mut stdout = group.take_stdout();
     let mut tail = Vec::new();
 
     let run = async {
         let mut buf = [0u8; 1024];
+        let mut sink = [0u8; 1024];
         loop {
             tokio::select! {
-                // Both branches are cancel-safe: `wait` and `read` lose nothing when dropped.
-                status = child.wait() => break status,
+                // Every branch is cancel-safe: `wait` and `read` lose nothing when dropped.
+                // `wait` also SIGKILLs what the command left in its group and tree.
+                status = group.wait() => break status,
                 read = read_some(stderr.as_mut(), &mut buf), if stderr.is_some() => match read {
                     Some(bytes) => keep_tail(&mut tail, bytes),
                     None => stderr = None,
                 },
+                read = drain(stdout.as_mut(), &mut sink), if stdout.is_some() => {
+                    if !read {
+                        stdout = None;
+                    }
+                }
             }
         }
     };
     let status = match tokio::time::timeout_at(deadline, run).await {
-        Ok(status) => status,
-        Err(_elapsed) => {
-            kill_and_reap(&mut child).await;
-            return ProbeOutcome::Unhealthy(format!("timed out after {}", human(timeout)));
-        }
-    };
-    let status = match status {
-        Ok(status) => status,
-        Err(err) => {
-            kill_and_reap(&mut child).await;
+        Ok(Ok(status)) => status,
+        Ok(Err(err)) => {
             return ProbeOutcome::Unhealthy(format!("waiting for `{program}`: {err}"));
+        }
+        Err(_elapsed) => {
+            // No grace: a probe past its timeout has nothing left to say.
+            let _ = group.stop(Duration::ZERO).await;
+            return ProbeOutcome::Unhealthy(format!("timed out after {}", human(timeout)));
         }
     };
     if status.success() {
@@ -107,6 +110,14 @@ pub(crate) async fn probe(
     ProbeOutcome::Unhealthy(format!("`{program}` {how}{last_line}"))
 }
 
+/// Reads and forgets what is available; `false` at end of file or on error.
+async fn drain(stdout: Option<&mut ChildStdout>, buf: &mut [u8]) -> bool {
+    match stdout {
+        Some(stdout) => matches!(stdout.read(buf).await, Ok(n) if n > 0),
+        None => false,
+    }
+}
+
 /// Reads what is available; `None` at end of file, on error, or without a pipe.
 async fn read_some<'b>(stderr: Option<&mut ChildStderr>, buf: &'b mut [u8]) -> Option<&'b [u8]> {
     match stderr?.read(buf).await {
@@ -122,44 +133,9 @@ fn keep_tail(tail: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
-/// Kills the command's process group (grandchildren included) and reaps the command.
-async fn kill_and_reap(child: &mut Child) {
-    // `id()` is `Some` only until the child is reaped, so the group id is still ours here.
-    if let Some(pid) = child.id() {
-        platform::kill_group(pid);
-    }
-    let _ = child.start_kill();
-    if tokio::time::timeout(REAP_TIMEOUT, child.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            pid = child.id(),
-            "exec probe did not die within {REAP_TIMEOUT:?} of SIGKILL"
-        );
-    }
-}
-
 #[cfg(unix)]
 mod platform {
     use std::{os::unix::process::ExitStatusExt, process::ExitStatus};
-
-    use nix::{
-        sys::signal::{Signal, killpg},
-        unistd::Pid,
-    };
-    use tokio::process::Command;
-
-    /// Its own process group, so that a timeout can kill everything it started.
-    pub(super) fn own_group(command: &mut Command) {
-        command.process_group(0);
-    }
-
-    pub(super) fn kill_group(pid: u32) {
-        let Ok(pid) = i32::try_from(pid) else { return };
-        // ESRCH: already gone, which is what we want.
-        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-    }
 
     pub(super) fn signal(status: &ExitStatus) -> Option<i32> {
         status.signal()
@@ -169,14 +145,6 @@ mod platform {
 #[cfg(not(unix))]
 mod platform {
     use std::process::ExitStatus;
-
-    use tokio::process::Command;
-
-    // Not done yet on this platform: no process group, so only the command itself is killed
-    // (by `start_kill`), not what it started. Listed in ARCHITECTURE.md's platform gaps.
-    pub(super) fn own_group(_command: &mut Command) {}
-
-    pub(super) fn kill_group(_pid: u32) {}
 
     pub(super) fn signal(_status: &ExitStatus) -> Option<i32> {
         None

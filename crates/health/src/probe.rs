@@ -31,6 +31,9 @@ pub enum Probe {
         args: Vec<String>,
         /// Its working directory; the caller's when `None`.
         cwd: Option<PathBuf>,
+        /// The service's tree marker, so that a probe left behind by a killed conductor is
+        /// reclaimed with the service's other processes.
+        marker: Option<conductor_spawn::TreeMarker>,
     },
     /// No check: a running service counts as healthy.
     None,
@@ -117,8 +120,21 @@ impl Prober {
                 http::probe(&self.client, *port, path, timeout, correlation_id).await
             }
             Probe::Tcp { port } => tcp::probe(*port, timeout).await,
-            Probe::Exec { program, args, cwd } => {
-                exec::probe(program, args, cwd.as_deref(), timeout, correlation_id).await
+            Probe::Exec {
+                program,
+                args,
+                cwd,
+                marker,
+            } => {
+                exec::probe(
+                    program,
+                    args,
+                    cwd.as_deref(),
+                    marker.as_ref(),
+                    timeout,
+                    correlation_id,
+                )
+                .await
             }
             Probe::None => ProbeOutcome::Healthy,
         }

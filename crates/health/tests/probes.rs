@@ -377,6 +377,7 @@ fn exec(program: &str, args: &[&str]) -> Probe {
         program: program.to_owned(),
         args: args.iter().map(|arg| (*arg).to_owned()).collect(),
         cwd: None,
+        marker: None,
     }
 }
 
@@ -422,6 +423,7 @@ async fn exec_gets_its_cwd_and_the_correlation_id() {
             r#"test -f marker && test "$CONDUCTOR_CORRELATION_ID" = c-7"#.to_owned(),
         ],
         cwd: Some(dir.path().to_owned()),
+        marker: None,
     };
     assert_eq!(
         Prober::new().probe(&probe, PROBE_TIMEOUT, "c-7").await,
@@ -565,4 +567,87 @@ async fn a_hung_probe_does_not_hold_up_another() {
         outcome = healthy_probe => assert_eq!(outcome, ProbeOutcome::Healthy),
     }
     server.abort();
+}
+
+/// Reads the pid a probe script wrote to `path` (write, then rename).
+async fn pid_in(path: &std::path::Path) -> i32 {
+    let path = path.to_owned();
+    wait_until("the probe to write its child's pid", move || {
+        let path = path.clone();
+        async move {
+            std::fs::read_to_string(&path)
+                .map_err(|e| e.to_string())?
+                .trim()
+                .parse::<i32>()
+                .map_err(|e| e.to_string())
+        }
+    })
+    .await
+}
+
+/// Issue 12: a probe that exits 0 while something it started keeps running leaves nothing
+/// behind: its group is killed once it exits.
+#[tokio::test]
+async fn exec_that_exits_leaves_no_background_process() {
+    let dir = TempDir::new("exec-leftover");
+    let pid_file = dir.path().join("sleeper.pid");
+    let script = format!(
+        "sleep 300 & echo $! > {0}.tmp; mv {0}.tmp {0}; exit 0",
+        pid_file.display()
+    );
+    let outcome = Prober::new()
+        .probe(&exec("sh", &["-c", &script]), PROBE_TIMEOUT, "id")
+        .await;
+    assert_eq!(outcome, ProbeOutcome::Healthy);
+    let sleeper = pid_in(&pid_file).await;
+    wait_until("the exited probe's sleeper to be killed", || async move {
+        is_gone(sleeper)
+    })
+    .await;
+}
+
+/// Issue 12: a probe dropped half-way (its service stopped meanwhile) kills its whole group,
+/// not only its direct child.
+#[tokio::test]
+async fn a_dropped_exec_probe_kills_its_whole_group() {
+    let dir = TempDir::new("exec-dropped");
+    let pid_file = dir.path().join("sleeper.pid");
+    let script = format!(
+        "sleep 300 & echo $! > {0}.tmp; mv {0}.tmp {0}; wait",
+        pid_file.display()
+    );
+    let probe = exec("sh", &["-c", &script]);
+    let prober = Prober::new();
+    let running = prober.probe(&probe, Duration::from_secs(300), "id");
+    let sleeper = tokio::select! {
+        outcome = running => panic!("the probe ended by itself: {outcome:?}"),
+        pid = pid_in(&pid_file) => pid,
+    };
+    // The probe future was dropped when the select ended.
+    wait_until("the dropped probe's sleeper to be killed", || async move {
+        is_gone(sleeper)
+    })
+    .await;
+}
+
+/// A probe carries its service's tree marker, so reclaim and the service's stop find what it
+/// leaves behind.
+#[tokio::test]
+async fn exec_carries_the_services_tree_marker() {
+    let probe = Probe::Exec {
+        program: "sh".to_owned(),
+        args: vec![
+            "-c".to_owned(),
+            r#"test "$CONDUCTOR_INSTANCE" = run-1/records"#.to_owned(),
+        ],
+        cwd: None,
+        marker: Some(conductor_spawn::TreeMarker::new(
+            "CONDUCTOR_INSTANCE",
+            "run-1/records",
+        )),
+    };
+    assert_eq!(
+        Prober::new().probe(&probe, PROBE_TIMEOUT, "id").await,
+        ProbeOutcome::Healthy
+    );
 }

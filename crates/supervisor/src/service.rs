@@ -488,6 +488,7 @@ impl ServiceTask {
                 program: command.clone(),
                 args: args.clone(),
                 cwd: Some(spec.cwd.clone()),
+                marker: Some(self.context.marker.clone()),
             },
             HealthCheck::None => Probe::None,
         }
