@@ -44,6 +44,10 @@ pub(crate) enum Command {
     Panic,
 }
 
+/// Requests that may wait for one service to settle at once; more are refused at once, so a
+/// client looping on `services:start` cannot grow conductor's memory.
+pub(crate) const MAX_WAITERS: usize = 128;
+
 /// What a waiting request needs to see before it can be answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Goal {
@@ -246,6 +250,14 @@ impl ServiceTask {
         }
         if goal == Goal::Up && matches!(self.machine.phase(), Phase::Disabled) {
             let _ = reply.send(Err(self.disabled_reason()));
+            return None;
+        }
+        if self.waiters.len() >= MAX_WAITERS {
+            let _ = reply.send(Err(format!(
+                "{MAX_WAITERS} requests are already waiting for service \"{}\" to settle; \
+                 retry once it has",
+                self.context.spec.name
+            )));
             return None;
         }
         self.waiters.push((goal, reply));

@@ -515,3 +515,33 @@ async fn two_handles_with_different_data_dirs_work_side_by_side() {
     assert_eq!(second.status("alpha").status, ServiceState::Running);
     second.conductor.shutdown().await;
 }
+
+/// Issue 12: requests waiting for one service are bounded; one more is refused at once with a
+/// message, and the waiting ones are all answered when the service settles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_requests_for_one_service_are_bounded() {
+    let services = [svc("slow").env("FAKE_START_DELAY_MS", 1500)];
+    let fleet = Fleet::new(&services, "").await;
+    let mut waiting = tokio::task::JoinSet::new();
+    for _ in 0..200 {
+        let conductor = fleet.conductor.clone();
+        waiting.spawn(async move { conductor.start("slow").await });
+    }
+    let (mut ok, mut refused) = (0, 0);
+    while let Some(joined) = waiting.join_next().await {
+        match joined.expect("no request task panics") {
+            Ok(()) => ok += 1,
+            Err(error) => {
+                assert!(
+                    error.to_string().contains("already waiting"),
+                    "{error}"
+                );
+                refused += 1;
+            }
+        }
+    }
+    assert!(refused > 0, "200 waiters were all accepted");
+    assert!(ok >= 1 && ok <= 128, "{ok} answered ok");
+    assert_eq!(fleet.status("slow").status, ServiceState::Running);
+    fleet.conductor.shutdown().await;
+}
