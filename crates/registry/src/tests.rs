@@ -572,3 +572,97 @@ proptest! {
         }
     }
 }
+
+/// One edit of a registry's text, applied at a position chosen by an index.
+#[derive(Debug, Clone)]
+enum Mutation {
+    Delete(prop::sample::Index, usize),
+    Insert(prop::sample::Index, String),
+    DuplicateLine(prop::sample::Index),
+    SwapLines(prop::sample::Index, prop::sample::Index),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    let tokens = prop_oneof![
+        Just("=".to_owned()),
+        Just("[".to_owned()),
+        Just("]]".to_owned()),
+        Just("\"".to_owned()),
+        Just("{ x = 1 }".to_owned()),
+        Just("\n[services.records]\n".to_owned()),
+        Just("99999999999999999999".to_owned()),
+        Just("-1".to_owned()),
+        Just("\"0s\"".to_owned()),
+        Just("\u{0}".to_owned()),
+        Just("é\u{202e}".to_owned()),
+        ".{0,12}",
+    ];
+    prop_oneof![
+        (any::<prop::sample::Index>(), 1usize..40).prop_map(|(at, n)| Mutation::Delete(at, n)),
+        (any::<prop::sample::Index>(), tokens).prop_map(|(at, text)| Mutation::Insert(at, text)),
+        any::<prop::sample::Index>().prop_map(Mutation::DuplicateLine),
+        (any::<prop::sample::Index>(), any::<prop::sample::Index>())
+            .prop_map(|(a, b)| Mutation::SwapLines(a, b)),
+    ]
+}
+
+fn mutate(text: &str, mutation: &Mutation) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut lines: Vec<&str> = text.lines().collect();
+    match mutation {
+        Mutation::Delete(at, n) => {
+            let start = at.index(chars.len().max(1)).min(chars.len());
+            let end = (start + n).min(chars.len());
+            chars[..start].iter().chain(&chars[end..]).collect()
+        }
+        Mutation::Insert(at, insert) => {
+            let at = at.index(chars.len() + 1);
+            let mut out: String = chars[..at].iter().collect();
+            out.push_str(insert);
+            out.extend(&chars[at..]);
+            out
+        }
+        Mutation::DuplicateLine(at) => {
+            let at = at
+                .index(lines.len().max(1))
+                .min(lines.len().saturating_sub(1));
+            if let Some(line) = lines.get(at).copied() {
+                lines.insert(at, line);
+            }
+            lines.join("\n")
+        }
+        Mutation::SwapLines(a, b) => {
+            if !lines.is_empty() {
+                let (a, b) = (a.index(lines.len()), b.index(lines.len()));
+                lines.swap(a, b);
+            }
+            lines.join("\n")
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Issue 12: random edits of a valid registry never panic the parser, and every error
+    /// says where it is (a key path, or a line and column inside the text).
+    #[test]
+    fn mutated_registries_never_panic_and_every_error_has_a_place(
+        mutations in proptest::collection::vec(mutation(), 1..6),
+    ) {
+        let original = include_str!("../../../fixtures/registries/good.toml");
+        let text = mutations.iter().fold(original.to_owned(), |text, m| mutate(&text, m));
+        if let Err(error) = Registry::parse(&text, Path::new("conductor.toml"), &LoadOptions::default()) {
+            let n_lines = text.lines().count().max(1) + 1;
+            prop_assert!(!error.problems.is_empty());
+            for problem in &error.problems {
+                let placed = !problem.location.is_empty() || problem.line_col.is_some();
+                prop_assert!(placed, "no place for {} in:\n{}", problem, text);
+                if let Some((line, column)) = problem.line_col {
+                    prop_assert!(line >= 1 && line <= n_lines && column >= 1, "{:?} in:\n{}", problem.line_col, text);
+                }
+            }
+            let _rendered = error.to_string();
+        }
+    }
+}

@@ -532,10 +532,7 @@ async fn waiting_requests_for_one_service_are_bounded() {
         match joined.expect("no request task panics") {
             Ok(()) => ok += 1,
             Err(error) => {
-                assert!(
-                    error.to_string().contains("already waiting"),
-                    "{error}"
-                );
+                assert!(error.to_string().contains("already waiting"), "{error}");
                 refused += 1;
             }
         }
