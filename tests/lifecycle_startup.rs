@@ -410,3 +410,64 @@ fn a_foreign_process_on_a_non_critical_port_fails_only_that_service_without_retr
         conductor.output()
     );
 }
+
+/// Issue 12: conductor's own log is size-rotated like the services' logs.
+#[test]
+fn conductor_log_is_rotated_by_size() {
+    let dir = TempDir::new("conductor-log-rotation");
+    let tag = unique_tag("conductor-log-rotation");
+    let _cleanup = KillTagged(tag.clone());
+    let [port] = free_ports();
+    let registry = format!(
+        r#"{head}
+[logs]
+max_size = "4KB"
+max_files = 2
+
+[services.chatty]
+port = {port}
+command = {bin}
+env = {{ TEST_TAG = {tag} }}
+"#,
+        head = registry_head("LogRotation"),
+        bin = fake_service(),
+        tag = toml_str(&tag),
+    );
+    let path = dir.write("conductor.toml", &registry);
+    let mut conductor =
+        Conductor::spawn_with_env(&path, &dir.join("data"), &[], &[("CONDUCTOR_LOG", "debug")]);
+    conductor.wait_up();
+    let logs = dir.join("data").join("logs");
+    for _ in 0..40 {
+        let answer = conductor.call("services:restart", r#"{"serviceName":"chatty"}"#);
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        if logs.join("conductor.2.log.gz").exists() {
+            break;
+        }
+    }
+    assert!(
+        logs.join("conductor.1.log.gz").exists(),
+        "conductor.log never rotated"
+    );
+    assert!(
+        logs.join("conductor.2.log.gz").exists(),
+        "only one rotation in 40 restarts"
+    );
+    assert!(
+        !logs.join("conductor.3.log.gz").exists(),
+        "more than max_files kept"
+    );
+    let current = std::fs::metadata(logs.join("conductor.log")).expect("conductor.log exists");
+    assert!(
+        current.len() <= 4 * 1024,
+        "conductor.log is {} bytes",
+        current.len()
+    );
+    conductor.signal(libc::SIGTERM);
+    assert_eq!(
+        conductor.wait_exit().code(),
+        Some(0),
+        "{}",
+        conductor.output()
+    );
+}

@@ -61,10 +61,17 @@ pub(crate) fn run(args: &UpArgs, target: &Target) -> anyhow::Result<()> {
     // are dropped rather than blocking, as with the default).
     let (writer, tracing_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .buffered_lines_limit(1000)
-        .finish(tracing_appender::rolling::never(
-            &paths.logs,
-            "conductor.log",
-        ));
+        .finish(
+            // Rotated by size like the service logs (the registry's [logs] max_size and
+            // max_files), on the appender's own thread.
+            conductor_logs::RotatingFile::open(
+                &paths.logs,
+                "conductor",
+                registry.logs.max_size,
+                registry.logs.max_files,
+            )
+            .with_context(|| format!("opening {}", paths.logs.join("conductor.log").display()))?,
+        );
     // `CONDUCTOR_LOG` is `level` or `target=level` pairs, e.g. `info,conductor_supervisor=debug`.
     let filter = std::env::var("CONDUCTOR_LOG").ok().map(|text| {
         let parsed = text.parse::<tracing_subscriber::filter::Targets>();

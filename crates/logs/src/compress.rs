@@ -207,7 +207,7 @@ pub(crate) fn remove_if_exists(path: &Path) -> io::Result<()> {
     }
 }
 
-fn gzip(from: &Path, to: &Path) -> io::Result<()> {
+pub(crate) fn gzip(from: &Path, to: &Path) -> io::Result<()> {
     let mut input = BufReader::with_capacity(IO_BUFFER_BYTES, File::open(from)?);
     let output = BufWriter::with_capacity(IO_BUFFER_BYTES, File::create(to)?);
     // Fast compression: log text still shrinks about tenfold, and at the default level gzip

@@ -29,6 +29,7 @@ mod logs;
 #[cfg_attr(target_os = "linux", path = "platform/linux.rs")]
 #[cfg_attr(not(target_os = "linux"), path = "platform/other.rs")]
 mod platform;
+mod rotating;
 mod tail;
 mod writer;
 
@@ -40,5 +41,6 @@ pub use crate::{
         CaptureSummary, DEFAULT_MAX_FILES, DEFAULT_MAX_SIZE, DEFAULT_TAIL, LogConfig, LogProblem,
         LogStats, Logs, MAX_BACKLOG_BYTES, Stream,
     },
+    rotating::RotatingFile,
 };
 pub use conductor_protocol::{LogEntry, LogLevel};
