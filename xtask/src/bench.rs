@@ -148,6 +148,7 @@ struct Figures {
     rss_100: Metric,
     cpu_100: Metric,
     shutdown_100: Metric,
+    api_p99_idle: Metric,
     stop_one: Metric,
     stop_one_busy: Metric,
     stop_scan_cost: Metric,
@@ -286,6 +287,12 @@ impl Figures {
                 Unit::Millis,
                 Target::None,
             ),
+            api_p99_idle: Metric::new(
+                "api_get_all_p99_idle_ms",
+                format!("control API: get-all p99, {IDLE_CONNECTIONS} idle connections held"),
+                Unit::Millis,
+                Target::AtMost(1.0),
+            ),
             stop_one: Metric::new(
                 "stop_one_ms",
                 "services:stop of one service, answered",
@@ -307,7 +314,7 @@ impl Figures {
         }
     }
 
-    fn all(&self) -> [&Metric; 24] {
+    fn all(&self) -> [&Metric; 25] {
         [
             &self.fixture_start,
             &self.startup_8,
@@ -330,12 +337,16 @@ impl Figures {
             &self.rss_100,
             &self.cpu_100,
             &self.shutdown_100,
+            &self.api_p99_idle,
             &self.stop_one,
             &self.stop_one_busy,
             &self.stop_scan_cost,
         ]
     }
 }
+
+/// Idle connections held open while get-all latency is measured again.
+const IDLE_CONNECTIONS: usize = 1_000;
 
 /// Processes of our user that the tree-scan bench starts beside the fleet (`sleep`s started
 /// after the services, so the scan must read each one's environment: its worst case).
@@ -740,6 +751,24 @@ fn api_and_recovery(
             .api_p99
             .samples
             .push(stats::percentile(&latencies, 99.0));
+
+        // The same with a crowd of idle connections held open (each never sends a byte).
+        let addr = conductor.connect_api()?.peer_addr()?;
+        let idle: Vec<std::net::TcpStream> = (0..IDLE_CONNECTIONS)
+            .filter_map(|_| std::net::TcpStream::connect(addr).ok())
+            .collect();
+        let mut busy = Vec::with_capacity(options.api_requests());
+        for _ in 0..options.api_requests() {
+            let sent = Instant::now();
+            api.get_all_raw()?;
+            busy.push(ms(sent.elapsed()));
+        }
+        drop(idle);
+        busy.sort_by(f64::total_cmp);
+        figures
+            .api_p99_idle
+            .samples
+            .push(stats::percentile(&busy, 99.0));
 
         let mut clients = (0..8)
             .map(|_| conductor.connect_api())

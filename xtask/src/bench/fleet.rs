@@ -376,6 +376,11 @@ impl ApiClient {
         Ok(response.body)
     }
 
+    /// The control API's address.
+    pub(crate) fn peer_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.connection.peer_addr()?)
+    }
+
     /// `POST /ipc/<channel>` with `body`; fails unless it answers 200 with `"success": true`.
     pub(crate) fn action(&mut self, channel: &str, body: &str) -> anyhow::Result<()> {
         let response = self

@@ -28,6 +28,11 @@ impl Connection {
         Self::connect_timeout(addr, Duration::from_secs(5))
     }
 
+    /// The address this connection goes to.
+    pub(crate) fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.reader.get_ref().peer_addr()
+    }
+
     /// Like [`Connection::connect`], giving up on the connect after `timeout`.
     pub(crate) fn connect_timeout(addr: SocketAddr, timeout: Duration) -> io::Result<Self> {
         let stream = TcpStream::connect_timeout(&addr, timeout)?;
