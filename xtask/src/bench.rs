@@ -149,6 +149,7 @@ struct Figures {
     cpu_100: Metric,
     shutdown_100: Metric,
     api_p99_idle: Metric,
+    rss_logs: Metric,
     stop_one: Metric,
     stop_one_busy: Metric,
     stop_scan_cost: Metric,
@@ -293,6 +294,15 @@ impl Figures {
                 Unit::Millis,
                 Target::AtMost(1.0),
             ),
+            rss_logs: Metric::new(
+                "rss_after_logs_mib",
+                format!(
+                    "footprint: RSS after {} M log lines into each of {LOG_FLOOD_SERVICES} services",
+                    LOG_FLOOD_LINES / 1_000_000
+                ),
+                Unit::MiB,
+                Target::AtMost(128.0),
+            ),
             stop_one: Metric::new(
                 "stop_one_ms",
                 "services:stop of one service, answered",
@@ -314,7 +324,7 @@ impl Figures {
         }
     }
 
-    fn all(&self) -> [&Metric; 25] {
+    fn all(&self) -> [&Metric; 26] {
         [
             &self.fixture_start,
             &self.startup_8,
@@ -338,12 +348,17 @@ impl Figures {
             &self.cpu_100,
             &self.shutdown_100,
             &self.api_p99_idle,
+            &self.rss_logs,
             &self.stop_one,
             &self.stop_one_busy,
             &self.stop_scan_cost,
         ]
     }
 }
+
+/// The log flood: services, and lines each writes as fast as its pipe takes them.
+const LOG_FLOOD_SERVICES: usize = 16;
+const LOG_FLOOD_LINES: usize = 1_000_000;
 
 /// Idle connections held open while get-all latency is measured again.
 const IDLE_CONNECTIONS: usize = 1_000;
@@ -464,6 +479,16 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     record(
         "stop one service, quiet and with 500 unrelated processes",
         stop_with_crowd(&binaries, &work.0, &data_dir, &options, &mut figures),
+    );
+
+    record(
+        "RSS after a log flood into 16 services",
+        (|| {
+            // Once: it writes 1.6 GB of logs.
+            let rss = log_flood_rss(&binaries, &work.0, &data_dir)?;
+            figures.rss_logs.samples.push(rss as f64 / MIB);
+            Ok(())
+        })(),
     );
 
     record(
@@ -892,6 +917,47 @@ fn stop_with_crowd(
         bail!("conductor did not exit within 30 s of SIGTERM");
     }
     Ok(())
+}
+
+/// conductor's RSS once each of 16 services has written 1 M lines of 100 bytes: what the
+/// in-memory tails' bounds (lines and bytes) hold it to.
+fn log_flood_rss(binaries: &Binaries, work: &Path, data_dir: &Path) -> anyhow::Result<u64> {
+    let spec = FleetSpec {
+        env: "FAKE_LOG_BURST = \"1000000\", FAKE_LOG_LINE_BYTES = \"100\"",
+        ..FleetSpec::plain(LOG_FLOOD_SERVICES)
+    };
+    let (registry, services) = fleet::write_registry(work, &spec, &binaries.fake_service)?;
+    let mut conductor = Conductor::spawn(&binaries.conductor, &registry, data_dir)?;
+    conductor.wait_line("All services ready", Duration::from_secs(60))?;
+    let mut api = conductor.connect_api()?;
+    conductor.remember(&api.get_all()?);
+    let last = format!("{LOG_FLOOD_LINES:07}");
+    let deadline = Instant::now() + Duration::from_secs(600);
+    for service in &services {
+        loop {
+            let body = format!(r#"{{"serviceName":"{}","lines":1}}"#, service.name);
+            let logs = api.call_json("logs:get", &body)?;
+            let newest = logs["logs"][0]["message"].as_str().unwrap_or_default();
+            if newest.contains(&last) {
+                break;
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "{} did not log its last burst line within 600 s",
+                    service.name
+                );
+            }
+            // Polling interval of the condition (deadline above), not synchronisation.
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let rss = procfs::status_bytes(conductor.pid(), "VmRSS:").context("reading conductor's RSS")?;
+    conductor.terminate();
+    if !conductor.wait_exit(Duration::from_secs(120)) {
+        bail!("conductor did not exit within 120 s after the log flood");
+    }
+    let _ = std::fs::remove_dir_all(data_dir.join("logs"));
+    Ok(rss)
 }
 
 /// `n` `sleep` processes, killed and reaped on drop.

@@ -54,6 +54,8 @@ pub(crate) struct FleetSpec {
     pub(crate) stop_timeout: &'static str,
     /// The last service ignores SIGTERM (only SIGKILL after `stop_timeout` stops it).
     pub(crate) last_ignores_sigterm: bool,
+    /// An `env = { … }` table body given to every service (empty: none).
+    pub(crate) env: &'static str,
 }
 
 impl FleetSpec {
@@ -64,6 +66,7 @@ impl FleetSpec {
             backoff: "1s",
             stop_timeout: "5s",
             last_ignores_sigterm: false,
+            env: "",
         }
     }
 }
@@ -108,6 +111,8 @@ pub(crate) fn write_registry(
         );
         if spec.last_ignores_sigterm && i + 1 == services.len() {
             toml.push_str("env = { FAKE_IGNORE_SIGTERM = \"1\" }\n");
+        } else if !spec.env.is_empty() {
+            let _ = writeln!(toml, "env = {{ {} }}", spec.env);
         }
     }
     let path = dir.join(format!("bench-{}.toml", spec.services));
@@ -379,6 +384,31 @@ impl ApiClient {
     /// The control API's address.
     pub(crate) fn peer_addr(&self) -> anyhow::Result<SocketAddr> {
         Ok(self.connection.peer_addr()?)
+    }
+
+    /// `POST /ipc/<channel>` with `body`, its 200 answer parsed as JSON.
+    pub(crate) fn call_json(
+        &mut self,
+        channel: &str,
+        body: &str,
+    ) -> anyhow::Result<serde_json::Value> {
+        let response = self
+            .connection
+            .request(
+                "POST",
+                &format!("/ipc/{channel}"),
+                &[("Authorization", &self.authorization)],
+                body.as_bytes(),
+            )
+            .with_context(|| format!("{channel} {body}"))?;
+        if response.status != 200 {
+            bail!(
+                "{channel} answered {}: {}",
+                response.status,
+                String::from_utf8_lossy(&response.body)
+            );
+        }
+        serde_json::from_slice(&response.body).with_context(|| format!("parsing {channel}"))
     }
 
     /// `POST /ipc/<channel>` with `body`; fails unless it answers 200 with `"success": true`.
