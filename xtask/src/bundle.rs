@@ -11,7 +11,6 @@
 //! upload or cross-compile anything.
 
 mod archive;
-mod sha256;
 
 use std::{
     path::{Path, PathBuf},
@@ -319,7 +318,7 @@ fn create(profile: Profile) -> anyhow::Result<PathBuf> {
     files.sort_by(|a, b| a.0.cmp(&b.0));
     let sums: String = files
         .iter()
-        .map(|(path, _, contents)| format!("{}  {path}\n", sha256::hex_digest(contents)))
+        .map(|(path, _, contents)| format!("{}  {path}\n", hex_sha256(contents)))
         .collect();
     files.push(("SHA256SUMS".to_owned(), 0o644, sums.into_bytes()));
 
@@ -355,6 +354,15 @@ fn create(profile: Profile) -> anyhow::Result<PathBuf> {
     std::fs::rename(&partial, &archive)
         .with_context(|| format!("renaming {} to {}", partial.display(), archive.display()))?;
     Ok(archive)
+}
+
+/// The SHA-256 of `bytes` in lowercase hex, as `sha256sum` prints it.
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 /// Unpacks `archive` and runs its conductor against fake-services until every service is
