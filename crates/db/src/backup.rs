@@ -3,7 +3,12 @@
 //! A backup is a standalone SQLite file (journal mode DELETE, no `-wal` beside it) written by
 //! SQLite's online backup API under a temporary name and renamed when complete, so a crash
 //! never leaves a half backup that pruning would count. Names are
-//! `<db stem>-<UTC timestamp>-v<version>.db`; they sort in time order, which pruning relies on.
+//! `<db stem>-<seq>-<UTC timestamp>-v<version>.db`, `<seq>` at least 6 digits and one more
+//! than the highest among the backups of that stem already there.
+//! Pruning orders backups by that sequence, not by the timestamp: a wall clock set back would
+//! make the newest backup look oldest and get it deleted (issue 12); the timestamp is for people.
+//! Names without a sequence (`<db stem>-<UTC timestamp>-v<version>.db`, written by conductor
+//! before issue 12) still count as backups, older than any sequenced one.
 //! This module does not decide when to back up; `migrate.rs` does.
 
 use std::fs;
@@ -26,8 +31,8 @@ pub(crate) enum Snapshot {
 }
 
 /// Writes a backup of `conn`'s main database into `backups_dir` (created if missing) and
-/// prunes older backups of the same database down to [`KEEP_BACKUPS`]. Waits up to
-/// `patience` for other connections' locks.
+/// prunes older backups of the same database down to [`KEEP_BACKUPS`], never the new one.
+/// Waits up to `patience` for other connections' locks.
 pub(crate) fn create(
     conn: &Connection,
     db_path: &Path,
@@ -37,7 +42,10 @@ pub(crate) fn create(
 ) -> Result<PathBuf, String> {
     fs::create_dir_all(backups_dir).map_err(|err| format!("cannot create the directory: {err}"))?;
     let stem = backup_stem(db_path);
-    let target = free_name(backups_dir, &stem, version);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let target = free_name(backups_dir, &stem, version, now)?;
     let mut partial = target.clone().into_os_string();
     partial.push(".partial");
     let partial = PathBuf::from(partial);
@@ -49,7 +57,7 @@ pub(crate) fn create(
         let _ = fs::remove_file(&partial);
         return Err(err);
     }
-    prune(backups_dir, &stem);
+    prune(backups_dir, &stem, &target);
     Ok(target)
 }
 
@@ -119,35 +127,66 @@ fn backup_stem(db_path: &Path) -> String {
         .unwrap_or_else(|| "database".to_owned())
 }
 
-/// A backup path not used yet. Two backups within one microsecond get consecutive
-/// timestamps rather than a suffix, so that names keep sorting in time order.
-fn free_name(backups_dir: &Path, stem: &str, version: i32) -> PathBuf {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let mut micros = now.as_micros();
+/// A backup path not used yet, named for `now` (time since the Unix epoch), with a sequence
+/// one more than the highest among `stem`'s backups in `backups_dir`.
+fn free_name(
+    backups_dir: &Path,
+    stem: &str,
+    version: i32,
+    now: Duration,
+) -> Result<PathBuf, String> {
+    // Without the listing the sequence could repeat an existing one, and the rename would
+    // then replace that backup.
+    let highest = backups_of(backups_dir, stem)?
+        .iter()
+        .map(|(seq, _)| *seq)
+        .max()
+        .unwrap_or(0);
+    let stamp = timestamp(now.as_micros());
+    // Saturating: a file named with the largest sequence must not make backups impossible.
+    let mut seq = highest.saturating_add(1);
     loop {
-        let path = backups_dir.join(format!("{stem}-{}-v{version}.db", timestamp(micros)));
+        let path = backups_dir.join(format!("{stem}-{seq:06}-{stamp}-v{version}.db"));
+        // Taken only if an entry of the listing could not be read; never overwrite it.
         if !path.exists() {
-            return path;
+            return Ok(path);
         }
-        micros += 1;
+        seq = seq
+            .checked_add(1)
+            .ok_or_else(|| "no free backup sequence number is left".to_owned())?;
     }
 }
 
-/// Deletes all but the newest [`KEEP_BACKUPS`] backups of `stem`. Failures are logged, not
-/// returned: a stale backup costs disk space, not correctness.
-fn prune(backups_dir: &Path, stem: &str) {
-    let Ok(entries) = fs::read_dir(backups_dir) else {
-        return;
-    };
-    let mut backups: Vec<String> = entries
+/// `(sequence, file name)` of each backup of `stem` in `backups_dir`; unsequenced names have
+/// sequence 0.
+fn backups_of(backups_dir: &Path, stem: &str) -> Result<Vec<(u64, String)>, String> {
+    let entries =
+        fs::read_dir(backups_dir).map_err(|err| format!("cannot list the directory: {err}"))?;
+    Ok(entries
         .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-        .filter(|name| is_backup_name(stem, name))
-        .collect();
+        .filter_map(|name| Some((backup_sequence(stem, &name)?, name)))
+        .collect())
+}
+
+/// Deletes all but the newest [`KEEP_BACKUPS`] backups of `stem`, by sequence, and never
+/// `keep` (the backup just made, which a failed migration is about to restore). Failures are
+/// logged, not returned: a stale backup costs disk space, not correctness.
+fn prune(backups_dir: &Path, stem: &str, keep: &Path) {
+    let mut backups = match backups_of(backups_dir, stem) {
+        Ok(backups) => backups,
+        Err(err) => {
+            tracing::warn!(dir = %backups_dir.display(), error = %err, "cannot prune old database backups");
+            return;
+        }
+    };
+    // Unsequenced names share sequence 0; among them the timestamp in the name is all there is.
     backups.sort();
+    let keep = keep.file_name().and_then(|name| name.to_str());
     let n_old = backups.len().saturating_sub(KEEP_BACKUPS);
-    for name in &backups[..n_old] {
+    for (_, name) in &backups[..n_old] {
+        if keep == Some(name.as_str()) {
+            continue;
+        }
         let path = backups_dir.join(name);
         match fs::remove_file(&path) {
             Ok(()) => tracing::info!(backup = %path.display(), "removed old database backup"),
@@ -158,20 +197,20 @@ fn prune(backups_dir: &Path, stem: &str) {
     }
 }
 
-/// Whether `name` is `<stem>-YYYYMMDDTHHMMSS.ffffffZ-v<digits>.db`.
-pub(crate) fn is_backup_name(stem: &str, name: &str) -> bool {
-    let Some(rest) = name
-        .strip_prefix(stem)
-        .and_then(|rest| rest.strip_prefix('-'))
-    else {
-        return false;
+/// The sequence of a backup of `stem` named `<stem>-<seq>-YYYYMMDDTHHMMSS.ffffffZ-v<digits>.db`
+/// (`<seq>` 6 digits or more), 0 for the older `<stem>-YYYYMMDDTHHMMSS.ffffffZ-v<digits>.db`,
+/// `None` for any other name.
+fn backup_sequence(stem: &str, name: &str) -> Option<u64> {
+    let rest = name.strip_prefix(stem)?.strip_prefix('-')?;
+    let rest = rest.strip_suffix(".db")?;
+    let (seq, rest) = match rest.split_once('-') {
+        // A timestamp has a `T` after 8 digits, so a run of digits up to a `-` is a sequence.
+        Some((seq, rest)) if seq.len() >= 6 && seq.bytes().all(|b| b.is_ascii_digit()) => {
+            (seq.parse().ok()?, rest)
+        }
+        _ => (0, rest),
     };
-    let Some(rest) = rest.strip_suffix(".db") else {
-        return false;
-    };
-    let Some((stamp, version)) = rest.split_once("-v") else {
-        return false;
-    };
+    let (stamp, version) = rest.split_once("-v")?;
     let stamp_ok = stamp.len() == 23
         && stamp.char_indices().all(|(i, c)| match i {
             8 => c == 'T',
@@ -179,7 +218,8 @@ pub(crate) fn is_backup_name(stem: &str, name: &str) -> bool {
             22 => c == 'Z',
             _ => c.is_ascii_digit(),
         });
-    stamp_ok && !version.is_empty() && version.chars().all(|c| c.is_ascii_digit())
+    let version_ok = !version.is_empty() && version.bytes().all(|b| b.is_ascii_digit());
+    (stamp_ok && version_ok).then_some(seq)
 }
 
 /// `YYYYMMDDTHHMMSS.ffffffZ` (UTC) for microseconds since the Unix epoch.
@@ -226,45 +266,101 @@ mod tests {
 
     #[test]
     fn backup_names_are_recognised_only_for_their_database() {
-        assert!(is_backup_name(
-            "factsway",
-            "factsway-20261125T030201.000000Z-v2.db"
-        ));
-        assert!(!is_backup_name(
-            "factsway",
-            "factsway-old-20261125T030201.000000Z-v2.db"
-        ));
-        assert!(!is_backup_name(
-            "factsway",
-            "factsway-20261125T030201.000000Z-v2.db.partial"
-        ));
-        assert!(!is_backup_name(
-            "factsway",
-            "other-20261125T030201.000000Z-v2.db"
-        ));
-        assert!(!is_backup_name(
-            "factsway",
-            "factsway-20261125T030201Z-v2.db"
-        ));
-        assert!(!is_backup_name(
-            "factsway",
-            "factsway-20261125T030201.000000Z-v.db"
-        ));
+        let seq = |name| backup_sequence("factsway", name);
+        assert_eq!(
+            seq("factsway-000007-20261125T030201.000000Z-v2.db"),
+            Some(7)
+        );
+        assert_eq!(
+            seq("factsway-1234567-20261125T030201.000000Z-v2.db"),
+            Some(1_234_567)
+        );
+        // Written before issue 12: older than any sequenced backup.
+        assert_eq!(seq("factsway-20261125T030201.000000Z-v2.db"), Some(0));
+        assert_eq!(seq("factsway-old-20261125T030201.000000Z-v2.db"), None);
+        assert_eq!(
+            seq("factsway-000007-20261125T030201.000000Z-v2.db.partial"),
+            None
+        );
+        assert_eq!(seq("factsway-20261125T030201.000000Z-v2.db.partial"), None);
+        assert_eq!(seq("other-000007-20261125T030201.000000Z-v2.db"), None);
+        assert_eq!(seq("factsway-07-20261125T030201.000000Z-v2.db"), None);
+        assert_eq!(seq("factsway-000007-20261125T030201Z-v2.db"), None);
+        assert_eq!(seq("factsway-000007-20261125T030201.000000Z-v.db"), None);
+        assert_eq!(seq("factsway-000007-v2.db"), None);
+    }
+
+    /// A directory under the system temp dir, removed on drop even when the test panics.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            let dir = std::env::temp_dir()
+                .join(format!("conductor-db-backup-{name}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).expect("temp dir is writable");
+            TempDir(dir)
+        }
+
+        fn names(&self) -> Vec<String> {
+            let mut names: Vec<String> = fs::read_dir(&self.0)
+                .expect("temp dir is readable")
+                .map(|entry| entry.expect("readable entry").file_name().into_string())
+                .collect::<Result<_, _>>()
+                .expect("UTF-8 names");
+            names.sort();
+            names
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// 2026-11-25T03:02:01Z plus `days`.
+    fn day(days: u64) -> Duration {
+        Duration::from_secs(1_795_575_721 + days * 86_400)
     }
 
     #[test]
     fn free_names_sort_in_creation_order() {
-        let dir = std::env::temp_dir().join(format!("conductor-db-names-{}", std::process::id()));
-        fs::create_dir_all(&dir).expect("temp dir is writable");
+        let dir = TempDir::new("names");
         let mut names = Vec::new();
         for _ in 0..5 {
-            let path = free_name(&dir, "app", 1);
+            let path = free_name(&dir.0, "app", 1, day(0)).expect("lists the dir");
             fs::write(&path, b"").expect("temp dir is writable");
             names.push(path);
         }
         let mut sorted = names.clone();
         sorted.sort();
-        let _ = fs::remove_dir_all(&dir);
         assert_eq!(names, sorted);
+        assert_eq!(dir.names().len(), 5, "same timestamp, still five names");
+    }
+
+    #[test]
+    fn sequence_not_clock_decides_which_backups_prune_keeps() {
+        let dir = TempDir::new("clock-back");
+        fs::write(dir.0.join("app-20990101T000000.000000Z-v1.db"), b"").expect("write");
+        // Made while the clock was ten days ahead.
+        for days in 10..13 {
+            let path = free_name(&dir.0, "app", 1, day(days)).expect("lists the dir");
+            fs::write(&path, b"").expect("write");
+        }
+        // The clock is set back.
+        let newest = free_name(&dir.0, "app", 2, day(0)).expect("lists the dir");
+        fs::write(&newest, b"").expect("write");
+
+        prune(&dir.0, "app", &newest);
+
+        assert_eq!(
+            dir.names(),
+            [
+                "app-000002-20261206T030201.000000Z-v1.db",
+                "app-000003-20261207T030201.000000Z-v1.db",
+                "app-000004-20261125T030201.000000Z-v2.db",
+            ]
+        );
     }
 }

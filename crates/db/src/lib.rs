@@ -5,7 +5,8 @@
 //! (refinery migrations, embedded from the workspace's `migrations/` folder or read from a
 //! directory at run time, with an online backup before migrating an existing database and a
 //! restore when a migration fails), [`Database::status`], and [`EventRecorder`], a batched
-//! writer of `service_events` rows on its own thread.
+//! writer of `service_events` rows on its own thread that keeps the newest
+//! [`RecorderOptions::max_rows`].
 //! [`database_url`] gives the one `DATABASE_URL` format handed to services.
 //!
 //! Everything here is blocking (rusqlite): async callers run it in `spawn_blocking` or on a
@@ -34,7 +35,7 @@ pub use crate::{
         OpenOptions, StatusError, StatusErrorKind,
     },
     migrate::{InitReport, MigrateError, MigrateErrorKind, Migrations, Restored},
-    recorder::{EventRecorder, RecorderSummary, ServiceEventRow},
+    recorder::{EventRecorder, RecorderOptions, RecorderSummary, ServiceEventRow},
     url::{database_url, path_from_database_url},
 };
 

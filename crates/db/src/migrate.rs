@@ -72,8 +72,9 @@ impl Database {
     ///
     /// - Nothing pending: nothing is written and no backup is made.
     /// - Pending, database with content: an online backup goes to `backups_dir` (created if
-    ///   missing) as `<stem>-<UTC time>-v<current version>.db`; the newest 3 per database are
-    ///   kept. An empty database is copied into memory instead.
+    ///   missing) as `<stem>-<seq>-<UTC time>-v<current version>.db`; the newest 3 per database
+    ///   by `<seq>` are kept, the new one always. An empty database is copied into memory
+    ///   instead.
     /// - A migration fails: the database is restored from that copy and the error names the
     ///   migration, SQLite's message and where the database was restored from.
     /// - The history has a migration newer than any known one, or one that differs from or is

@@ -6,7 +6,9 @@
 //! thread with its own connection takes whatever has queued up and writes it in one
 //! transaction. When the channel is full the row is dropped and counted, and one warning is
 //! logged per burst of drops; losing history rows is preferred over blocking the supervisor.
-//! This module does not read events back or prune old rows.
+//! The same transaction deletes the oldest rows beyond [`RecorderOptions::max_rows`], so the
+//! history stays bounded however long conductor runs.
+//! This module does not read events back.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -24,6 +26,32 @@ use crate::database::{Database, OpenError, OpenErrorKind, OpenOptions};
 const QUEUE_CAPACITY: usize = 4096;
 /// Rows written per transaction at most.
 const MAX_BATCH: usize = 512;
+/// [`RecorderOptions::max_rows`] unless the caller says otherwise.
+const DEFAULT_MAX_ROWS: u64 = 10_000;
+
+/// Deletes the rows older than the newest `?1`. `id` is the `INTEGER PRIMARY KEY`, the rowid
+/// itself: `max(id)` is one B-tree descent and the delete a rowid range, so each batch pays
+/// for the rows it deletes (about as many as it inserted), not for the rows kept, as a
+/// `count(*)` or `LIMIT -1 OFFSET` would. SQLite gives a new row `max(rowid) + 1`, so the ids
+/// are consecutive; gaps (rows deleted by someone else) only make it keep fewer rows.
+const PRUNE_SQL: &str =
+    "DELETE FROM service_events WHERE id <= (SELECT max(id) FROM service_events) - ?1";
+
+/// How an [`EventRecorder`] keeps `service_events`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecorderOptions {
+    /// The most rows `service_events` keeps: after each batch the oldest beyond this are
+    /// deleted (0 keeps none). Default 10 000.
+    pub max_rows: u64,
+}
+
+impl Default for RecorderOptions {
+    fn default() -> Self {
+        Self {
+            max_rows: DEFAULT_MAX_ROWS,
+        }
+    }
+}
 
 /// One lifecycle transition of a service, as stored in `service_events`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +73,7 @@ pub struct ServiceEventRow {
 /// What an [`EventRecorder`] did over its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecorderSummary {
-    /// Rows written to `service_events`.
+    /// Rows written to `service_events`, including those pruned since.
     pub written: u64,
     /// Rows lost: dropped because the queue was full, or in a batch that failed to write.
     pub dropped: u64,
@@ -75,8 +103,14 @@ pub struct EventRecorder {
 
 impl EventRecorder {
     /// Opens `path` (which must already be migrated: `service_events` must exist) on a new
-    /// connection and starts the writer thread.
+    /// connection and starts the writer thread, keeping the default
+    /// [`RecorderOptions::max_rows`].
     pub fn start(path: &Path) -> Result<EventRecorder, OpenError> {
+        EventRecorder::start_with(path, &RecorderOptions::default())
+    }
+
+    /// [`EventRecorder::start`] with `options`.
+    pub fn start_with(path: &Path, options: &RecorderOptions) -> Result<EventRecorder, OpenError> {
         let fail = |kind| OpenError {
             path: path.to_path_buf(),
             kind,
@@ -95,12 +129,14 @@ impl EventRecorder {
         if !has_table {
             return Err(fail(OpenErrorKind::NotInitialized));
         }
+        // Beyond i64::MAX nothing can be pruned anyway: rowids are i64.
+        let max_rows = i64::try_from(options.max_rows).unwrap_or(i64::MAX);
         let (tx, rx) = mpsc::channel();
         let counters = Arc::new(Counters::default());
         let writer_counters = Arc::clone(&counters);
         let writer = std::thread::Builder::new()
             .name("conductor-db-events".to_owned())
-            .spawn(move || write_loop(conn, &rx, &writer_counters))
+            .spawn(move || write_loop(conn, &rx, &writer_counters, max_rows))
             .map_err(|err| {
                 fail(OpenErrorKind::Sqlite {
                     detail: format!("cannot start the event writer thread: {err}"),
@@ -177,11 +213,13 @@ struct Written {
 }
 
 /// Waits for a row, takes whatever else is queued (up to [`MAX_BATCH`]) and writes the batch
-/// in one transaction, until every sender is gone and the queue is empty.
+/// in one transaction that also prunes down to `max_rows`, until every sender is gone and the
+/// queue is empty.
 fn write_loop(
     mut conn: Connection,
     rx: &Receiver<ServiceEventRow>,
     counters: &Counters,
+    max_rows: i64,
 ) -> Written {
     let mut written = Written::default();
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -194,7 +232,7 @@ fn write_loop(
             }
         }
         counters.queued.fetch_sub(batch.len(), Ordering::AcqRel);
-        match write_batch(&mut conn, &batch) {
+        match write_batch(&mut conn, &batch, max_rows) {
             Ok(()) => {
                 written.rows += batch.len() as u64;
                 written.batches += 1;
@@ -214,7 +252,11 @@ fn write_loop(
     written
 }
 
-fn write_batch(conn: &mut Connection, batch: &[ServiceEventRow]) -> rusqlite::Result<()> {
+fn write_batch(
+    conn: &mut Connection,
+    batch: &[ServiceEventRow],
+    max_rows: i64,
+) -> rusqlite::Result<()> {
     let transaction = conn.transaction()?;
     {
         let mut insert = transaction.prepare_cached(
@@ -232,6 +274,46 @@ fn write_batch(conn: &mut Connection, batch: &[ServiceEventRow]) -> rusqlite::Re
                 &row.timestamp,
             ))?;
         }
+        // In the batch's transaction: one commit (one WAL sync) for both, and readers never
+        // see more than `max_rows`. The first batch on a database that grew before pruning
+        // existed deletes its whole backlog once; that runs on this thread, not the caller's.
+        transaction.prepare_cached(PRUNE_SQL)?.execute([max_rows])?;
     }
     transaction.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pruning runs with every batch, so it must not scan the table it keeps bounded.
+    #[test]
+    fn pruning_searches_the_primary_key_instead_of_scanning() {
+        let conn = Connection::open_in_memory().expect("in-memory database");
+        conn.execute_batch(include_str!("../../../migrations/V1__conductor_tables.sql"))
+            .expect("V1 creates service_events");
+        let mut plan = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {PRUNE_SQL}"))
+            .expect("plan");
+        let details: Vec<String> = plan
+            .query_map([50], |row| row.get(3))
+            .expect("plan rows")
+            .collect::<Result<_, _>>()
+            .expect("plan rows read");
+        assert!(
+            details
+                .iter()
+                .any(|d| d == "SEARCH service_events USING INTEGER PRIMARY KEY (rowid<?)"),
+            "{details:?}"
+        );
+        assert!(
+            !details.iter().any(|d| d.starts_with("SCAN")),
+            "{details:?}"
+        );
+    }
+
+    #[test]
+    fn default_keeps_ten_thousand_rows() {
+        assert_eq!(RecorderOptions::default().max_rows, 10_000);
+    }
 }

@@ -143,7 +143,7 @@ fn runtime_dir_with_an_extra_v3_is_backed_up_then_applied() {
             &backup.file_name().expect("file name").to_string_lossy(),
             &tmp.path
         ),
-        "factsway-[TIME]-v2.db"
+        "factsway-000001-[TIME]-v2.db"
     );
     assert_eq!(
         dump(&backup),
@@ -206,11 +206,80 @@ fn backups_keep_the_newest_three() {
     assert_eq!(
         names,
         [
-            "factsway-[TIME]-v4.db",
-            "factsway-[TIME]-v5.db",
-            "factsway-[TIME]-v6.db",
+            "factsway-000003-[TIME]-v4.db",
+            "factsway-000004-[TIME]-v5.db",
+            "factsway-000005-[TIME]-v6.db",
             "notes.txt"
         ]
+    );
+    db.close().expect("closes");
+}
+
+/// Issue 12: backups made while the clock was ahead (here by an earlier conductor, in the
+/// names without a sequence number) carry later timestamps than the one made now. Pruning by
+/// name deleted the new backup, so the failing V4 could no longer be undone.
+#[test]
+fn issue_12_backup_made_after_the_clock_was_set_back_is_kept_and_restored() {
+    let tmp = TempDir::new("clock-back");
+    let (path, backups, mut db, before) = migrated_with_content(
+        &tmp,
+        "INSERT INTO app_meta (key, value) VALUES ('owner', 'test');",
+    );
+    std::fs::create_dir_all(&backups).expect("mkdir");
+    let future = [
+        "factsway-20990101T000000.000000Z-v2.db",
+        "factsway-20990102T000000.000000Z-v2.db",
+        "factsway-20990103T000000.000000Z-v2.db",
+    ];
+    for name in future {
+        std::fs::write(backups.join(name), "a backup from when the clock was ahead")
+            .expect("write");
+    }
+    let dir = tmp.migrations_dir(
+        "migrations",
+        &[
+            (
+                "V3__add_things.sql",
+                "CREATE TABLE things (id INTEGER PRIMARY KEY);",
+            ),
+            ("V4__broken.sql", "INSERT INTO no_such_table VALUES (1);"),
+        ],
+    );
+
+    let err = db
+        .init(&Migrations::Dir(dir), &backups)
+        .expect_err("V4 is broken");
+
+    let MigrateErrorKind::Failed { restored, .. } = &err.kind else {
+        panic!("expected a failed migration restored from the new backup, got {err}");
+    };
+    let Restored::FromBackup(backup) = restored else {
+        panic!("expected a restore from the new backup, got {restored:?}");
+    };
+    assert_eq!(
+        redact(
+            &backup.file_name().expect("file name").to_string_lossy(),
+            &tmp.path
+        ),
+        "factsway-000001-[TIME]-v2.db"
+    );
+    assert_eq!(
+        dump(backup),
+        before,
+        "the new backup holds the database as it was"
+    );
+    assert_eq!(dump(&path), before, "V3 was undone from the new backup");
+    let new_name = backup
+        .file_name()
+        .expect("file name")
+        .to_string_lossy()
+        .into_owned();
+    let mut expected = vec![future[1].to_owned(), future[2].to_owned(), new_name];
+    expected.sort();
+    assert_eq!(
+        backups_in(&backups),
+        expected,
+        "the oldest unsequenced backup is pruned, the new one kept"
     );
     db.close().expect("closes");
 }

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::{TempDir, redact};
 use conductor_db::{
-    Database, EventRecorder, Migrations, OpenErrorKind, OpenOptions, RecorderSummary,
-    ServiceEventRow,
+    Database, EventRecorder, Migrations, OpenErrorKind, OpenOptions, RecorderOptions,
+    RecorderSummary, ServiceEventRow,
 };
 
 fn migrated(tmp: &TempDir) -> std::path::PathBuf {
@@ -129,6 +129,48 @@ fn record_never_blocks_and_counts_rows_dropped_when_the_queue_is_full() {
     assert!(dropped >= 6000 - 4096 - 512, "dropped {dropped}");
     assert_eq!(written + dropped, 6000);
     assert_eq!(stored_rows(&path).len() as u64, written);
+}
+
+#[test]
+fn history_beyond_max_rows_is_pruned_oldest_first() {
+    let tmp = TempDir::new("prune");
+    let path = migrated(&tmp);
+    let recorder =
+        EventRecorder::start_with(&path, &RecorderOptions { max_rows: 50 }).expect("starts");
+    let rows: Vec<ServiceEventRow> = (0..500).map(row).collect();
+    // In bursts, each waited for, so the bound holds between batches too, not only at close.
+    for burst in rows.chunks(100) {
+        for r in burst {
+            recorder.record(r.clone());
+        }
+        let last = burst.last().expect("bursts are not empty");
+        let stored = common::wait_until(
+            Duration::from_secs(30),
+            &format!("{:?} to be written", last.reason),
+            || {
+                let stored = stored_rows(&path);
+                (stored.last() == Some(last)).then_some(stored)
+            },
+            || {
+                format!(
+                    "{} rows, the last {:?}",
+                    stored_rows(&path).len(),
+                    stored_rows(&path).last()
+                )
+            },
+        );
+        assert!(stored.len() <= 50, "{} rows kept", stored.len());
+    }
+
+    let summary = recorder.close();
+
+    assert_eq!(summary.written, 500, "{summary:?}");
+    assert_eq!(summary.dropped, 0, "{summary:?}");
+    assert_eq!(
+        stored_rows(&path),
+        rows[450..],
+        "the newest 50 rows, in order"
+    );
 }
 
 #[test]
