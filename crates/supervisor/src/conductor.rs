@@ -68,6 +68,8 @@ pub struct Settings {
     /// binary turns it on. Without it, daemonised descendants are still found by their
     /// marker and stopped; they are only reaped by init instead.
     pub subreaper: bool,
+    /// Rows of `service_events` (the lifecycle history) kept; older ones are pruned.
+    pub event_history: u64,
 }
 
 impl Default for Settings {
@@ -77,6 +79,7 @@ impl Default for Settings {
             write_run_state: true,
             replay_events: 1024,
             subreaper: false,
+            event_history: conductor_db::RecorderOptions::default().max_rows,
         }
     }
 }
@@ -241,6 +244,7 @@ struct Inner {
     logs: Logs,
     common_env: Vec<(OsString, OsString)>,
     database: Arc<Mutex<Option<Database>>>,
+    event_history: u64,
     /// Interrupts a long migration when a stop is asked for during startup.
     database_interrupt: Arc<Mutex<Option<conductor_db::Interrupt>>>,
     quit: watch::Sender<bool>,
@@ -376,6 +380,7 @@ impl Conductor {
                 logs,
                 common_env,
                 database: Arc::new(Mutex::new(None)),
+                event_history: settings.event_history,
                 database_interrupt: Arc::new(Mutex::new(None)),
                 quit,
                 run_id,
@@ -412,6 +417,9 @@ impl Conductor {
         };
         let backups = self.inner.paths.user_data.join("backups");
         let interrupt = self.inner.database_interrupt.clone();
+        let recorder_options = conductor_db::RecorderOptions {
+            max_rows: self.inner.event_history,
+        };
         // rusqlite blocks: run it off the runtime's workers.
         let result = tokio::task::spawn_blocking(
             move || -> Result<(InitReport, Option<EventRecorder>), DatabaseError> {
@@ -422,7 +430,7 @@ impl Conductor {
                 let db = guard.as_mut().expect("opened just above");
                 *interrupt.lock_recovered() = Some(db.interrupt_handle());
                 let report = db.init(&migrations, &backups)?;
-                let recorder = EventRecorder::start(&path)?;
+                let recorder = EventRecorder::start_with(&path, &recorder_options)?;
                 Ok((report, Some(recorder)))
             },
         )
