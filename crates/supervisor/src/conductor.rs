@@ -251,6 +251,9 @@ struct Inner {
     run_id: String,
     /// Set once [`Conductor::shutdown`] has begun.
     stopping: std::sync::atomic::AtomicBool,
+    /// The services' owner tasks (each under its `supervise_owner_task`), awaited on shutdown.
+    owners: Mutex<JoinSet<()>>,
+    /// Helper tasks (run-state writer, log problems, reaper), aborted on shutdown.
     tasks: Mutex<JoinSet<()>>,
     shutdown_done: tokio::sync::Mutex<Option<ShutdownReport>>,
 }
@@ -330,6 +333,7 @@ impl Conductor {
         ];
         let prober = Prober::new();
         let mut tasks = JoinSet::new();
+        let mut owners = JoinSet::new();
         if settings.subreaper {
             match conductor_spawn::become_subreaper() {
                 Ok(()) => {
@@ -357,7 +361,7 @@ impl Conductor {
             };
             let (commands, task) = service::launch(context.clone(), None);
             let commands = Arc::new(Mutex::new(commands));
-            tasks.spawn(supervise_owner_task(context, commands.clone(), task));
+            owners.spawn(supervise_owner_task(context, commands.clone(), task));
             index.insert(spec.name.clone(), position);
             services.push(ServiceHandle {
                 name: spec.name.clone(),
@@ -385,6 +389,7 @@ impl Conductor {
                 quit,
                 run_id,
                 stopping: std::sync::atomic::AtomicBool::new(false),
+                owners: Mutex::new(owners),
                 tasks: Mutex::new(tasks),
                 shutdown_done: tokio::sync::Mutex::new(None),
             }),
@@ -908,6 +913,7 @@ impl Conductor {
             return report.clone();
         }
         let services = self.stop_all_services().await;
+        self.end_owner_tasks().await;
         self.inner.logs.flush().await;
         let recorder = self.inner.shared.recorder.lock_recovered().take();
         let database = self.inner.database.clone();
@@ -923,6 +929,7 @@ impl Conductor {
         if let Some(path) = &self.inner.shared.run_state_path {
             let _ = std::fs::remove_file(path);
         }
+        // The helpers have nothing left to do; dropping the set aborts them.
         let tasks = std::mem::take(&mut *self.inner.tasks.lock_recovered());
         drop(tasks);
         let report = ShutdownReport {
@@ -931,6 +938,34 @@ impl Conductor {
         };
         *done = Some(report.clone());
         report
+    }
+
+    /// Closes every owner task's queue and awaits the tasks (they end once their queue is
+    /// closed; every process was stopped already). A later request answers "conductor is
+    /// shutting down". A task that does not end within [`OWNER_END_GRACE`] is aborted.
+    async fn end_owner_tasks(&self) {
+        for handle in &self.inner.services {
+            let (closed, _) = mpsc::channel(1);
+            *handle.commands.lock_recovered() = closed;
+        }
+        let mut owners = std::mem::take(&mut *self.inner.owners.lock_recovered());
+        let ended = tokio::time::timeout(OWNER_END_GRACE, async {
+            while let Some(joined) = owners.join_next().await {
+                if let Err(error) = joined
+                    && error.is_panic()
+                {
+                    tracing::error!("a service's supervising task panicked: {error}");
+                }
+            }
+        })
+        .await;
+        if ended.is_err() {
+            tracing::warn!(
+                n_tasks = owners.len(),
+                "owner tasks still running {OWNER_END_GRACE:?} after shutdown; aborting them"
+            );
+            owners.shutdown().await;
+        }
     }
 
     async fn stop_all_services(&self) -> Vec<StoppedService> {
@@ -1023,6 +1058,10 @@ async fn forward_log_problems(
         }
     }
 }
+
+/// How long shutdown waits for the owner tasks to end once their queues are closed; they have
+/// nothing left to stop, so this is only reached if one is stuck.
+const OWNER_END_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How often a service's owner task may panic and be relaunched before it stays gone: a bug
 /// that fires on every relaunch must not spin.

@@ -103,7 +103,8 @@ pub(crate) fn launch(
         shutting_down: false,
     };
     // The task ends when every command sender is gone (the `Conductor` was dropped) or after a
-    // shutdown; its join handle is kept by the fleet, which awaits it on shutdown.
+    // shutdown; its join handle is awaited by `supervise_owner_task`, which `Conductor` keeps
+    // in its `owners` set and awaits in `shutdown` once the queues are closed.
     let handle = tokio::spawn(task.run());
     (tx, handle)
 }
