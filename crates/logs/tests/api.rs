@@ -18,6 +18,7 @@ fn logs_in(dir: &Path, max_size: u64, max_files: usize, tail: usize) -> Logs {
         max_size,
         max_files,
         tail,
+        ..LogConfig::default()
     })
 }
 
@@ -126,6 +127,41 @@ async fn stderr_lines_default_to_warn_and_keep_their_level_words() {
         .map(|line| parse_file_line(line).1.to_string())
         .collect();
     assert_eq!(file_levels, ["WARN", "ERROR", "INFO"]);
+}
+
+#[tokio::test]
+async fn issue_12_long_lines_keep_the_tail_within_its_byte_bound_and_the_newest_lines() {
+    let dir = TempDir::new("tail-bytes");
+    let tail_bytes = 64 * 1024;
+    let logs = Logs::new(LogConfig {
+        dir: dir.path().to_path_buf(),
+        tail: 10_000,
+        tail_bytes,
+        ..LogConfig::default()
+    });
+    let n_lines = 2000;
+    let line = |number: usize| format!("{number:06} {}", "x".repeat(993));
+    let input: String = (0..n_lines).map(|number| line(number) + "\n").collect();
+    capture_bytes(&logs, "svc", Stream::Stdout, input.into_bytes()).await;
+
+    let entries = logs.get(Some("svc"), usize::MAX);
+    let counted: usize = entries
+        .iter()
+        .map(|entry| entry.message.len() + conductor_logs::TAIL_ENTRY_OVERHEAD_BYTES)
+        .sum();
+    assert!(counted <= tail_bytes, "{counted} bytes kept");
+    let fitting = tail_bytes / (line(0).len() + conductor_logs::TAIL_ENTRY_OVERHEAD_BYTES);
+    let numbers: Vec<usize> = entries
+        .iter()
+        .map(|entry| entry.message[..6].parse().expect("a line number"))
+        .collect();
+    let expected: Vec<usize> = (n_lines - fitting..n_lines).collect();
+    assert_eq!(numbers, expected, "the newest lines that fit, oldest first");
+    assert_eq!(
+        file_lines(dir.path(), "svc").len(),
+        n_lines,
+        "the byte bound is for memory only: the file has every line"
+    );
 }
 
 #[tokio::test]
