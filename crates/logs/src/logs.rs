@@ -296,7 +296,13 @@ impl Logs {
 
     /// The newest `lines` entries of `service`, or of all services merged by timestamp when
     /// `None`; oldest first. An unknown service has no entries.
+    ///
+    /// `lines` comes from clients and may be anything up to `usize::MAX`: work and memory
+    /// follow what is kept (at most [`LogConfig::tail`] entries per service), never `lines`.
     pub fn get(&self, service: Option<&str>, lines: usize) -> Vec<LogEntry> {
+        // Capped here rather than trusted to `Tail::newest`, so nothing is sized by `lines`. The
+        // merged result is not capped at one tail: it may hold up to `tail` of each service.
+        let per_service = lines.min(self.inner.config.tail);
         let services: Vec<Arc<ServiceLog>> = {
             let map = self.services();
             match service {
@@ -306,7 +312,7 @@ impl Logs {
         };
         let mut picked: Vec<(&str, Arc<Batch>, usize)> = Vec::new();
         for service in &services {
-            let newest = service.lock().tail.newest(lines);
+            let newest = service.lock().tail.newest(per_service);
             picked.extend(
                 newest
                     .into_iter()
@@ -316,6 +322,7 @@ impl Logs {
         if services.len() > 1 {
             // Within a service both keys only grow, so the merge keeps each service's order.
             picked.sort_by_key(|(_, batch, index)| (batch.timestamp_ms, batch.seq, *index));
+            // Subtracting `lines` (not adding to it) cannot overflow, whatever its value.
             picked.drain(..picked.len().saturating_sub(lines));
         }
         materialise(

@@ -199,6 +199,30 @@ async fn get_returns_the_newest_lines_last_merged_across_services() {
 }
 
 #[tokio::test]
+async fn issue_12_get_with_usize_max_lines_returns_what_is_kept() {
+    let dir = TempDir::new("get-max");
+    let logs = logs_in(dir.path(), 10_000_000, 10, 5);
+    for number in 0..8 {
+        logs.record("a", LogLevel::Info, format!("a{number}"));
+        logs.record("b", LogLevel::Info, format!("b{number}"));
+    }
+    for lines in [usize::MAX, usize::MAX - 1, usize::MAX / 2 + 1] {
+        assert_eq!(
+            messages(&logs.get(Some("a"), lines)),
+            ["a3", "a4", "a5", "a6", "a7"],
+            "one service, lines = {lines}"
+        );
+        assert_eq!(
+            messages(&logs.get(None, lines)),
+            ["a3", "b3", "a4", "b4", "a5", "b5", "a6", "b6", "a7", "b7"],
+            "merged, lines = {lines}"
+        );
+        assert!(logs.get(Some("unknown"), lines).is_empty());
+    }
+    logs.flush().await;
+}
+
+#[tokio::test]
 async fn record_splits_multi_line_messages_and_writes_them() {
     let dir = TempDir::new("record");
     let logs = logs_in(dir.path(), 10_000_000, 10, 100);
