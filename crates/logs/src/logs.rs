@@ -341,8 +341,22 @@ impl Logs {
         for service in self.services().values() {
             let mut state = service.lock();
             state.tail.clear();
-            // Unwritten batches would be deleted right after being written.
-            state.queue.retain(|job| !matches!(job, Job::Batch(_)));
+            // Unwritten batches would be deleted right after being written. Their memory leaves
+            // the backlog count with them: a count left at the limit with nothing queued would
+            // keep every later line of the service from its file, for good.
+            let mut dropped_bytes = 0;
+            state.queue.retain(|job| match job {
+                Job::Batch(batch) => {
+                    dropped_bytes += batch.footprint();
+                    false
+                }
+                Job::Flush(_) | Job::Clear(_) => true,
+            });
+            debug_assert!(
+                dropped_bytes <= state.queued_bytes,
+                "queued batches are counted in queued_bytes"
+            );
+            state.queued_bytes = state.queued_bytes.saturating_sub(dropped_bytes);
             let (tx, rx) = oneshot::channel();
             if service.enqueue(&mut state, Job::Clear(tx)) {
                 replies.push(rx);
