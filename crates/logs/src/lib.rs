@@ -38,8 +38,9 @@ pub use crate::{
     frame::{LineFramer, MAX_LINE_BYTES, Piece},
     level::detect_level,
     logs::{
-        CaptureSummary, DEFAULT_MAX_FILES, DEFAULT_MAX_SIZE, DEFAULT_TAIL, LogConfig, LogProblem,
-        LogStats, Logs, MAX_BACKLOG_BYTES, Stream,
+        CaptureSummary, DEFAULT_MAX_FILES, DEFAULT_MAX_SIZE, DEFAULT_TAIL, DEFAULT_TAIL_BYTES,
+        LogConfig, LogProblem, LogStats, Logs, MAX_BACKLOG_BYTES, Stream,
+        TAIL_ENTRY_OVERHEAD_BYTES,
     },
     rotating::RotatingFile,
 };

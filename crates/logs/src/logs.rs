@@ -39,6 +39,18 @@ pub const DEFAULT_MAX_SIZE: u64 = 10 * 1000 * 1000;
 pub const DEFAULT_MAX_FILES: usize = 10;
 /// Default number of entries kept in memory per service.
 pub const DEFAULT_TAIL: usize = 10_000;
+/// Default bytes the in-memory entries of one service may count (4 MiB, see
+/// [`LogConfig::tail_bytes`]): 10 000 entries of up to about 220 bytes of text fit, so for ordinary
+/// services [`DEFAULT_TAIL`] decides; with entries of up to 64 KiB the line bound alone would let
+/// one service hold 640 MiB.
+pub const DEFAULT_TAIL_BYTES: usize = 4 * 1024 * 1024;
+/// What each in-memory entry counts against [`LogConfig::tail_bytes`] on top of its message.
+///
+/// About what a line alone in its pipe read costs besides its text: the shared batch (80
+/// bytes with its reference counts), its slot in the tail (8), its line metadata as allocated
+/// (32) and the read's spare text capacity (64). Lines arriving many to a read share those and
+/// cost less, so for them the bound is on the safe side.
+pub const TAIL_ENTRY_OVERHEAD_BYTES: usize = 192;
 /// Memory a service's not-yet-written lines may take before lines are dropped from the file.
 pub const MAX_BACKLOG_BYTES: usize = 64 * 1024 * 1024;
 
@@ -51,6 +63,9 @@ const READ_CHUNK_BYTES: usize = 64 * 1024;
 const FIRST_READ_CHUNK_BYTES: usize = 4 * 1024;
 
 /// Where and how much to keep.
+///
+/// Build it with [`LogConfig::new`], or name the fields you set and take the rest from
+/// [`LogConfig::default`] (`LogConfig { dir, ..LogConfig::default() }`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
     /// Directory of the `<service>.log` files; created when missing.
@@ -59,18 +74,38 @@ pub struct LogConfig {
     pub max_size: u64,
     /// Rotated files kept per service, besides the current file (0: rotated files are deleted).
     pub max_files: usize,
-    /// Entries kept in memory per service.
+    /// Entries kept in memory per service, at most (0: none).
     pub tail: usize,
+    /// Bytes the entries kept in memory per service may count, at most: each counts its
+    /// message's length plus [`TAIL_ENTRY_OVERHEAD_BYTES`]. The oldest entries go first until
+    /// both this and [`LogConfig::tail`] hold; an entry counting more than this on its own is
+    /// not kept (0: none).
+    ///
+    /// The oldest kept entry keeps alive the rest of its batch (the text of one pipe read, or of
+    /// one [`Logs::record`] message), so the memory really held may exceed this by that much.
+    pub tail_bytes: usize,
 }
 
 impl LogConfig {
-    /// The SPEC defaults (10 MB, 10 files, 10 000 entries) in `dir`.
+    /// The SPEC defaults (10 MB, 10 files, 10 000 entries) and [`DEFAULT_TAIL_BYTES`] in `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> LogConfig {
         LogConfig {
             dir: dir.into(),
+            ..LogConfig::default()
+        }
+    }
+}
+
+impl Default for LogConfig {
+    /// The defaults of [`LogConfig::new`] in `logs` (relative to the current directory); callers
+    /// normally set `dir`.
+    fn default() -> LogConfig {
+        LogConfig {
+            dir: PathBuf::from("logs"),
             max_size: DEFAULT_MAX_SIZE,
             max_files: DEFAULT_MAX_FILES,
             tail: DEFAULT_TAIL,
+            tail_bytes: DEFAULT_TAIL_BYTES,
         }
     }
 }
@@ -261,7 +296,13 @@ impl Logs {
 
     /// The newest `lines` entries of `service`, or of all services merged by timestamp when
     /// `None`; oldest first. An unknown service has no entries.
+    ///
+    /// `lines` comes from clients and may be anything up to `usize::MAX`: work and memory
+    /// follow what is kept (at most [`LogConfig::tail`] entries per service), never `lines`.
     pub fn get(&self, service: Option<&str>, lines: usize) -> Vec<LogEntry> {
+        // Capped here rather than trusted to `Tail::newest`, so nothing is sized by `lines`. The
+        // merged result is not capped at one tail: it may hold up to `tail` of each service.
+        let per_service = lines.min(self.inner.config.tail);
         let services: Vec<Arc<ServiceLog>> = {
             let map = self.services();
             match service {
@@ -271,7 +312,7 @@ impl Logs {
         };
         let mut picked: Vec<(&str, Arc<Batch>, usize)> = Vec::new();
         for service in &services {
-            let newest = service.lock().tail.newest(lines);
+            let newest = service.lock().tail.newest(per_service);
             picked.extend(
                 newest
                     .into_iter()
@@ -281,6 +322,7 @@ impl Logs {
         if services.len() > 1 {
             // Within a service both keys only grow, so the merge keeps each service's order.
             picked.sort_by_key(|(_, batch, index)| (batch.timestamp_ms, batch.seq, *index));
+            // Subtracting `lines` (not adding to it) cannot overflow, whatever its value.
             picked.drain(..picked.len().saturating_sub(lines));
         }
         materialise(
@@ -299,8 +341,22 @@ impl Logs {
         for service in self.services().values() {
             let mut state = service.lock();
             state.tail.clear();
-            // Unwritten batches would be deleted right after being written.
-            state.queue.retain(|job| !matches!(job, Job::Batch(_)));
+            // Unwritten batches would be deleted right after being written. Their memory leaves
+            // the backlog count with them: a count left at the limit with nothing queued would
+            // keep every later line of the service from its file, for good.
+            let mut dropped_bytes = 0;
+            state.queue.retain(|job| match job {
+                Job::Batch(batch) => {
+                    dropped_bytes += batch.footprint();
+                    false
+                }
+                Job::Flush(_) | Job::Clear(_) => true,
+            });
+            debug_assert!(
+                dropped_bytes <= state.queued_bytes,
+                "queued batches are counted in queued_bytes"
+            );
+            state.queued_bytes = state.queued_bytes.saturating_sub(dropped_bytes);
             let (tx, rx) = oneshot::channel();
             if service.enqueue(&mut state, Job::Clear(tx)) {
                 replies.push(rx);
@@ -381,7 +437,7 @@ impl Logs {
         let service = Arc::new(ServiceLog {
             name: name.to_string(),
             state: Mutex::new(ServiceState {
-                tail: Tail::new(self.inner.config.tail),
+                tail: Tail::new(self.inner.config.tail, self.inner.config.tail_bytes),
                 last_ms: 0,
                 queue: Default::default(),
                 queued_bytes: 0,

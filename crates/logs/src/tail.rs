@@ -1,6 +1,6 @@
 //! Compact storage of captured lines: a [`Batch`] holds the lines of one pipe read in one string
-//! with one timestamp, and a service's [`Tail`] keeps the newest `capacity` lines as a queue of
-//! shared batches.
+//! with one timestamp, and a service's [`Tail`] keeps the newest lines, within a line and a byte
+//! bound, as a queue of shared batches.
 //! Protocol [`LogEntry`] values are built only when someone asks (`logs:get`, followers), so the
 //! capture path costs one allocation per pipe read, not three per line.
 //! This module knows nothing about files or pipes.
@@ -8,6 +8,8 @@
 use std::{collections::VecDeque, sync::Arc, time::SystemTime};
 
 use conductor_protocol::{LogEntry, LogLevel};
+
+use crate::TAIL_ENTRY_OVERHEAD_BYTES;
 
 /// Metadata of one line inside a [`Batch`]; its text runs from the previous line's end.
 #[derive(Debug, Clone, Copy)]
@@ -95,23 +97,33 @@ pub(crate) fn format_timestamp(timestamp_ms: u64) -> String {
     humantime::format_rfc3339_millis(time).to_string()
 }
 
-/// The newest `capacity` lines of one service.
+/// What one line counts against a tail's byte bound (see [`crate::LogConfig::tail_bytes`]).
+fn counted_bytes(message: &str) -> usize {
+    message.len() + TAIL_ENTRY_OVERHEAD_BYTES
+}
+
+/// The newest lines of one service: at most `max_lines` of them, counting at most `max_bytes`.
 #[derive(Debug)]
 pub(crate) struct Tail {
-    capacity: usize,
+    max_lines: usize,
+    max_bytes: usize,
     batches: VecDeque<Arc<Batch>>,
     /// Lines of the front batch already evicted.
     skip: usize,
     len: usize,
+    /// The [`counted_bytes`] of the kept lines.
+    bytes: usize,
 }
 
 impl Tail {
-    pub(crate) fn new(capacity: usize) -> Tail {
+    pub(crate) fn new(max_lines: usize, max_bytes: usize) -> Tail {
         Tail {
-            capacity,
+            max_lines,
+            max_bytes,
             batches: VecDeque::new(),
             skip: 0,
             len: 0,
+            bytes: 0,
         }
     }
 
@@ -120,25 +132,30 @@ impl Tail {
         self.len
     }
 
+    /// Appends `batch`, then drops the oldest lines until both bounds hold; a line that alone
+    /// counts more than `max_bytes` is not kept at all.
     pub(crate) fn push(&mut self, batch: Arc<Batch>) {
-        if batch.lines.is_empty() || self.capacity == 0 {
+        if batch.lines.is_empty() || self.max_lines == 0 {
             return;
         }
         self.len += batch.lines.len();
+        self.bytes += batch
+            .iter()
+            .map(|(message, _)| counted_bytes(message))
+            .sum::<usize>();
         self.batches.push_back(batch);
-        while self.len > self.capacity {
+        // One line at a time, because with the byte bound the number to drop depends on their
+        // lengths; each line is dropped once, so this costs O(1) per line captured.
+        while self.len > self.max_lines || self.bytes > self.max_bytes {
             let Some(front) = self.batches.front() else {
                 break;
             };
-            let visible = front.lines.len() - self.skip;
-            let excess = self.len - self.capacity;
-            if excess >= visible {
+            self.bytes -= counted_bytes(front.line(self.skip).0);
+            self.len -= 1;
+            self.skip += 1;
+            if self.skip == front.lines.len() {
                 self.batches.pop_front();
                 self.skip = 0;
-                self.len -= visible;
-            } else {
-                self.skip += excess;
-                self.len -= excess;
             }
         }
     }
@@ -147,6 +164,7 @@ impl Tail {
         self.batches.clear();
         self.skip = 0;
         self.len = 0;
+        self.bytes = 0;
     }
 
     /// The newest `n` lines, oldest first, as (batch, index of the line in the batch).
@@ -214,7 +232,7 @@ mod tests {
 
     #[test]
     fn tail_keeps_only_the_newest_capacity_lines() {
-        let mut tail = Tail::new(5);
+        let mut tail = Tail::new(5, usize::MAX);
         tail.push(batch(0, 3));
         tail.push(batch(3, 3));
         assert_eq!(tail.len(), 5);
@@ -225,6 +243,59 @@ mod tests {
         assert_eq!(numbers(&tail, 100), ["8", "9", "10", "11", "12"]);
         assert_eq!(numbers(&tail, 2), ["11", "12"]);
         assert_eq!(numbers(&tail, 0), Vec::<String>::new());
+    }
+
+    #[test]
+    fn issue_12_long_lines_are_evicted_by_bytes_keeping_the_newest_that_fit() {
+        let max_bytes = 10_000;
+        let mut tail = Tail::new(1000, max_bytes);
+        // Lines of 1000 bytes, a few to a batch: the line bound alone would keep all 300.
+        let long_line = |number: usize| format!("{number:04}{}", "x".repeat(996));
+        for first in (0..300).step_by(3) {
+            let mut batch = Batch::new(0);
+            for number in first..first + 3 {
+                batch.push(&long_line(number), LogLevel::Info, false);
+            }
+            tail.push(Arc::new(batch));
+
+            let kept = tail.newest(usize::MAX);
+            let kept_bytes: usize = kept
+                .iter()
+                .map(|(batch, index)| counted_bytes(batch.line(*index).0))
+                .sum();
+            assert!(kept_bytes <= max_bytes, "{kept_bytes} bytes kept");
+            assert_eq!(
+                tail.bytes, kept_bytes,
+                "the running count matches the lines"
+            );
+            let numbers: Vec<usize> = kept
+                .iter()
+                .map(|(batch, index)| batch.line(*index).0[..4].parse().expect("a number"))
+                .collect();
+            let newest = first + 2;
+            let fitting = (max_bytes / counted_bytes(&long_line(0))).min(newest + 1);
+            let expected: Vec<usize> = (newest + 1 - fitting..=newest).collect();
+            assert_eq!(numbers, expected, "the newest lines that fit, oldest first");
+        }
+        // The text really held: only the oldest batch may still hold evicted lines.
+        let held: usize = tail.batches.iter().map(|batch| batch.text.len()).sum();
+        assert!(held <= max_bytes + 3 * 1000, "{held} bytes of text held");
+    }
+
+    #[test]
+    fn a_line_counting_more_than_the_byte_bound_is_not_kept() {
+        let mut tail = Tail::new(10, 2 * counted_bytes("1"));
+        tail.push(batch(0, 2));
+        tail.push(Arc::new({
+            let mut batch = Batch::new(0);
+            batch.push(&"y".repeat(1000), LogLevel::Info, false);
+            batch
+        }));
+        assert_eq!(tail.len(), 0);
+        assert_eq!(tail.bytes, 0);
+        assert!(tail.batches.is_empty(), "no batch is held for nothing");
+        tail.push(batch(7, 1));
+        assert_eq!(numbers(&tail, 100), ["7"]);
     }
 
     #[test]

@@ -18,6 +18,7 @@ fn logs_in(dir: &Path, max_size: u64, max_files: usize, tail: usize) -> Logs {
         max_size,
         max_files,
         tail,
+        ..LogConfig::default()
     })
 }
 
@@ -129,6 +130,41 @@ async fn stderr_lines_default_to_warn_and_keep_their_level_words() {
 }
 
 #[tokio::test]
+async fn issue_12_long_lines_keep_the_tail_within_its_byte_bound_and_the_newest_lines() {
+    let dir = TempDir::new("tail-bytes");
+    let tail_bytes = 64 * 1024;
+    let logs = Logs::new(LogConfig {
+        dir: dir.path().to_path_buf(),
+        tail: 10_000,
+        tail_bytes,
+        ..LogConfig::default()
+    });
+    let n_lines = 2000;
+    let line = |number: usize| format!("{number:06} {}", "x".repeat(993));
+    let input: String = (0..n_lines).map(|number| line(number) + "\n").collect();
+    capture_bytes(&logs, "svc", Stream::Stdout, input.into_bytes()).await;
+
+    let entries = logs.get(Some("svc"), usize::MAX);
+    let counted: usize = entries
+        .iter()
+        .map(|entry| entry.message.len() + conductor_logs::TAIL_ENTRY_OVERHEAD_BYTES)
+        .sum();
+    assert!(counted <= tail_bytes, "{counted} bytes kept");
+    let fitting = tail_bytes / (line(0).len() + conductor_logs::TAIL_ENTRY_OVERHEAD_BYTES);
+    let numbers: Vec<usize> = entries
+        .iter()
+        .map(|entry| entry.message[..6].parse().expect("a line number"))
+        .collect();
+    let expected: Vec<usize> = (n_lines - fitting..n_lines).collect();
+    assert_eq!(numbers, expected, "the newest lines that fit, oldest first");
+    assert_eq!(
+        file_lines(dir.path(), "svc").len(),
+        n_lines,
+        "the byte bound is for memory only: the file has every line"
+    );
+}
+
+#[tokio::test]
 async fn get_returns_the_newest_lines_last_merged_across_services() {
     let dir = TempDir::new("get");
     let logs = logs_in(dir.path(), 10_000_000, 10, 5);
@@ -159,6 +195,30 @@ async fn get_returns_the_newest_lines_last_merged_across_services() {
     sorted.sort_by(|x, y| x.timestamp.cmp(&y.timestamp));
     assert_eq!(merged, sorted, "merged entries are in timestamp order");
     // Writers finish before the temp dir goes.
+    logs.flush().await;
+}
+
+#[tokio::test]
+async fn issue_12_get_with_usize_max_lines_returns_what_is_kept() {
+    let dir = TempDir::new("get-max");
+    let logs = logs_in(dir.path(), 10_000_000, 10, 5);
+    for number in 0..8 {
+        logs.record("a", LogLevel::Info, format!("a{number}"));
+        logs.record("b", LogLevel::Info, format!("b{number}"));
+    }
+    for lines in [usize::MAX, usize::MAX - 1, usize::MAX / 2 + 1] {
+        assert_eq!(
+            messages(&logs.get(Some("a"), lines)),
+            ["a3", "a4", "a5", "a6", "a7"],
+            "one service, lines = {lines}"
+        );
+        assert_eq!(
+            messages(&logs.get(None, lines)),
+            ["a3", "b3", "a4", "b4", "a5", "b5", "a6", "b6", "a7", "b7"],
+            "merged, lines = {lines}"
+        );
+        assert!(logs.get(Some("unknown"), lines).is_empty());
+    }
     logs.flush().await;
 }
 
@@ -469,4 +529,134 @@ async fn lines_beyond_the_backlog_bound_are_counted_reported_and_noted() {
         notes.len() == 1 && notes[0].contains(" WARN ") && notes[0].contains(&count),
         "the count is logged once as a warning: {notes:?}"
     );
+}
+
+/// Issue 12: a clear dropped the queued batches but not their bytes from the backlog count, so
+/// clears during a burst left a service's backlog "full" with nothing in it, and none of its
+/// later lines reached its file.
+///
+/// A writer stuck on another service's fifo stands for a disk that fell behind: nothing of "svc"
+/// is written meanwhile, so each burst fills its whole backlog, and each clear drops all of it.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_12_clears_during_a_full_backlog_let_later_lines_reach_the_file() {
+    use std::{
+        future::Future,
+        io::Read,
+        sync::mpsc,
+        task::{Context, Waker},
+    };
+    let dir = TempDir::new("clear-backlog");
+    let fifo = dir.path().join("blocker.log");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .expect("creating a fifo");
+    let logs = logs_in(dir.path(), 0, 3, 100);
+
+    // Far more than a pipe holds, so the writer blocks in the middle of it.
+    logs.record("blocker", LogLevel::Info, "b".repeat(4 * 1024 * 1024));
+    let (writing_tx, writing_rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let reader = std::thread::spawn(move || {
+        let mut fifo = fs::File::open(&fifo).expect("opening the fifo for reading");
+        let mut first = [0u8];
+        fifo.read_exact(&mut first).expect("reading the fifo");
+        let _ = writing_tx.send(());
+        // Until told, the rest stays in the writer's hands.
+        let _ = go_rx.recv();
+        let mut rest = Vec::new();
+        fifo.read_to_end(&mut rest).expect("reading the fifo");
+        rest.len() + 1
+    });
+    tokio::task::spawn_blocking(move || writing_rx.recv_timeout(TIMEOUT))
+        .await
+        .expect("the waiting task does not panic")
+        .expect("the writer starts writing the blocker's line");
+
+    // Records `message` until one is dropped; gives how many were taken before.
+    let fill_backlog = |logs: &Logs, message: &str, limit: usize| {
+        let n_dropped = logs.stats().lines_dropped;
+        (0..limit)
+            .position(|_| {
+                logs.record("svc", LogLevel::Info, message);
+                logs.stats().lines_dropped > n_dropped
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "{limit} lines of {} bytes did not fill the backlog",
+                    message.len()
+                )
+            })
+    };
+    let long_line = "x".repeat(64 * 1024);
+    let max_long_lines = 2 * conductor_logs::MAX_BACKLOG_BYTES / long_line.len();
+    let mut clears = Vec::new();
+    let mut n_accepted = Vec::new();
+    for _ in 0..3 {
+        // Long lines fill the backlog, one-byte lines the rest: what is left is then smaller
+        // than any line recorded later, so a count left full after the clears keeps them all
+        // out of the file.
+        let n_long = fill_backlog(&logs, &long_line, max_long_lines);
+        fill_backlog(&logs, "y", 2 * long_line.len());
+        n_accepted.push(n_long);
+        // The part of clear before it waits for the (stuck) writer: empty the tails and
+        // queues, queue the deletes. Its future is awaited once the writer can go on.
+        let mut clear = Box::pin(logs.clear());
+        assert!(
+            clear
+                .as_mut()
+                .poll(&mut Context::from_waker(Waker::noop()))
+                .is_pending(),
+            "the stuck writer cannot have done the clear"
+        );
+        assert!(
+            logs.get(Some("svc"), 1).is_empty(),
+            "clear emptied the tail"
+        );
+        clears.push(clear);
+    }
+
+    // The burst is over: let the writer go on.
+    let _ = go_tx.send(());
+    for clear in clears {
+        tokio::time::timeout(TIMEOUT, clear)
+            .await
+            .expect("clear ends once the writer goes on")
+            .expect("clear works");
+    }
+    let n_read = tokio::time::timeout(TIMEOUT, tokio::task::spawn_blocking(move || reader.join()))
+        .await
+        .expect("the writer closes the fifo at its clear")
+        .expect("joining the reader")
+        .expect("the reader does not panic");
+    assert!(
+        n_read > 4 * 1024 * 1024,
+        "the blocker's line went through whole: {n_read} bytes"
+    );
+
+    let file = dir.path().join("svc.log");
+    let mut attempt = 0;
+    let text = wait_until(
+        TIMEOUT,
+        "a line recorded after the burst to reach svc.log",
+        || {
+            attempt += 1;
+            logs.record("svc", LogLevel::Info, format!("after the burst {attempt}"));
+            let text = fs::read_to_string(&file).map_err(|error| error.to_string())?;
+            if text.contains("after the burst") {
+                Ok(text)
+            } else {
+                Err(format!("{} bytes without it", text.len()))
+            }
+        },
+    )
+    .await;
+    assert!(
+        !text.contains(&long_line),
+        "no line recorded before the clears is in the file"
+    );
+    assert!(
+        n_accepted.iter().all(|&n_long| n_long > 0),
+        "every burst found room in the backlog again after the clear before it: {n_accepted:?}"
+    );
+    logs.flush().await;
 }

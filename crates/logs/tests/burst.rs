@@ -25,6 +25,7 @@ async fn burst(
         max_size,
         max_files,
         tail: 1000,
+        ..LogConfig::default()
     });
     let mut problems = logs.problems();
     let n_lines = n_lines.to_string();

@@ -38,6 +38,7 @@ async fn fifty_services_share_one_writer_and_one_compressor_thread() {
         max_size: 4000,
         max_files: 100,
         tail: 10,
+        ..LogConfig::default()
     });
     let captures: Vec<_> = (0..N_SERVICES)
         .map(|service| {
