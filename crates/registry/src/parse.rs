@@ -28,7 +28,7 @@ const ROOT_KEYS: &[&str] = &["app", "database", "logs", "defaults", "services"];
 const APP_KEYS: &[&str] = &["name", "deployment_env", "startup", "features", "window"];
 const WINDOW_KEYS: &[&str] = &["command", "args", "cwd", "env"];
 const DATABASE_KEYS: &[&str] = &["path", "migrations"];
-const LOGS_KEYS: &[&str] = &["max_size", "max_files", "tail"];
+const LOGS_KEYS: &[&str] = &["max_size", "max_files", "tail", "tail_bytes"];
 const DEFAULTS_KEYS: &[&str] = &["health", "ready_timeout", "stop_timeout", "restart"];
 const SERVICE_KEYS: &[&str] = &[
     "port",
@@ -784,6 +784,9 @@ fn read_logs(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> LogsSpec {
     }
     if let Some(tail) = logs.bounded(ctx, "tail", 0, i128::from(u32::MAX)) {
         spec.tail = tail;
+    }
+    if let Some(tail_bytes) = logs.size(ctx, "tail_bytes") {
+        spec.tail_bytes = usize::try_from(tail_bytes).unwrap_or(usize::MAX);
     }
     spec
 }

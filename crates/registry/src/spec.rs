@@ -89,6 +89,9 @@ pub struct LogsSpec {
     pub max_files: usize,
     /// Entries kept in memory per service for `logs:get` (default 10 000).
     pub tail: usize,
+    /// Bytes of those entries kept in memory per service (default 4 MiB): a service that
+    /// writes long lines keeps fewer of them.
+    pub tail_bytes: usize,
 }
 
 impl Default for LogsSpec {
@@ -97,6 +100,7 @@ impl Default for LogsSpec {
             max_size: 10 * 1024 * 1024,
             max_files: 10,
             tail: 10_000,
+            tail_bytes: 4 * 1024 * 1024,
         }
     }
 }

@@ -666,3 +666,15 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn logs_tail_bytes_is_a_size_and_defaults_to_4_mib() {
+    let default = parse_ok(&format!(
+        "{APP}\n[services.records]\nport = 3001\ncommand = \"node\"\n"
+    ));
+    assert_eq!(default.logs.tail_bytes, 4 * 1024 * 1024);
+    let text = format!(
+        "{APP}\n[logs]\ntail_bytes = \"1MB\"\n\n[services.records]\nport = 3001\ncommand = \"node\"\n"
+    );
+    assert_eq!(parse_ok(&text).logs.tail_bytes, 1024 * 1024);
+}

@@ -291,6 +291,7 @@ impl Conductor {
             max_size: registry.logs.max_size,
             max_files: registry.logs.max_files,
             tail: registry.logs.tail,
+            tail_bytes: registry.logs.tail_bytes,
         });
         let bus = EventBus::new(settings.replay_events, 4096);
         let members = registry
