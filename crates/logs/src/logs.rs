@@ -53,6 +53,9 @@ pub const DEFAULT_TAIL_BYTES: usize = 4 * 1024 * 1024;
 pub const TAIL_ENTRY_OVERHEAD_BYTES: usize = 192;
 /// Memory a service's not-yet-written lines may take before lines are dropped from the file.
 pub const MAX_BACKLOG_BYTES: usize = 64 * 1024 * 1024;
+/// Memory all services' not-yet-written lines may take together: with a bound per service
+/// only, a flood from 16 services could queue 1 GiB while the disk catches up.
+pub const MAX_TOTAL_BACKLOG_BYTES: usize = 64 * 1024 * 1024;
 
 /// Most bytes read from a pipe at once: the default Linux pipe capacity, so under load one read
 /// empties the pipe.
@@ -171,6 +174,9 @@ struct Inner {
     entries: broadcast::Sender<LogEntry>,
     problems: broadcast::Sender<LogProblem>,
     seq: AtomicU64,
+    /// Memory held by every service's queued batches together (see
+    /// [`MAX_TOTAL_BACKLOG_BYTES`]).
+    backlog: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Drop for Inner {
@@ -211,6 +217,7 @@ impl Logs {
                 entries: broadcast::channel(1024).0,
                 problems: broadcast::channel(64).0,
                 seq: AtomicU64::new(0),
+                backlog: Default::default(),
             }),
         }
     }
@@ -357,6 +364,7 @@ impl Logs {
                 "queued batches are counted in queued_bytes"
             );
             state.queued_bytes = state.queued_bytes.saturating_sub(dropped_bytes);
+            service.release_backlog(dropped_bytes);
             let (tx, rx) = oneshot::channel();
             if service.enqueue(&mut state, Job::Clear(tx)) {
                 replies.push(rx);
@@ -445,6 +453,7 @@ impl Logs {
                 scheduled: false,
             }),
             writer,
+            backlog: Arc::clone(&self.inner.backlog),
         });
         if let Some(writer) = &service.writer {
             // Served once with an empty queue, so that the writer picks up its interrupted
@@ -505,7 +514,9 @@ impl Logs {
             if service.writer.is_none() {
                 let counters = &self.inner.counters;
                 counters.unwritten.fetch_add(n_lines, Ordering::Relaxed);
-            } else if state.queued_bytes + footprint > MAX_BACKLOG_BYTES {
+            } else if state.queued_bytes + footprint > MAX_BACKLOG_BYTES
+                || service.backlog.load(Ordering::Relaxed) + footprint > MAX_TOTAL_BACKLOG_BYTES
+            {
                 state.dropped_unreported += n_lines;
                 let counters = &self.inner.counters;
                 counters.dropped.fetch_add(n_lines, Ordering::Relaxed);
@@ -514,6 +525,7 @@ impl Logs {
                     self.note_drops(service, &mut state, now_ms);
                 }
                 state.queued_bytes += footprint;
+                service.backlog.fetch_add(footprint, Ordering::Relaxed);
                 service.enqueue(&mut state, Job::Batch(Arc::clone(&batch)));
             }
             batch
@@ -560,6 +572,9 @@ impl Logs {
         note.push(&message, LogLevel::Warn, false);
         let note = self.stamp(state, note, now_ms);
         state.queued_bytes += note.footprint();
+        service
+            .backlog
+            .fetch_add(note.footprint(), Ordering::Relaxed);
         service.enqueue(state, Job::Batch(note));
         self.reporter(&service.name).problem(message);
     }

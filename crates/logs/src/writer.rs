@@ -84,6 +84,8 @@ pub(crate) struct ServiceLog {
     /// The writer thread serving this service; `None` when it could not be started (capture is
     /// then memory-only).
     pub(crate) writer: Option<Arc<WriterHandle>>,
+    /// The queued bytes of every service of the `Logs`, this one's included.
+    pub(crate) backlog: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 pub(crate) struct ServiceState {
@@ -100,6 +102,15 @@ pub(crate) struct ServiceState {
 }
 
 impl ServiceLog {
+    /// Takes `bytes` written or dropped off the shared backlog count.
+    pub(crate) fn release_backlog(&self, bytes: usize) {
+        let _ = self.backlog.fetch_update(
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+            |held| Some(held.saturating_sub(bytes)),
+        );
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, ServiceState> {
         // A panic while holding the lock leaves the queue and tail consistent enough to go on.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -353,6 +364,8 @@ impl Writer {
         if released > 0 {
             let mut state = service.lock();
             state.queued_bytes = state.queued_bytes.saturating_sub(released);
+            drop(state);
+            service.release_backlog(released);
         }
     }
 

@@ -660,3 +660,54 @@ async fn issue_12_clears_during_a_full_backlog_let_later_lines_reach_the_file() 
     );
     logs.flush().await;
 }
+
+/// Issue 12: the backlog is bounded for all services together, not only each on its own:
+/// with the writer stuck, three services each below their own bound still have lines dropped
+/// from the file once their sum reaches [`conductor_logs::MAX_TOTAL_BACKLOG_BYTES`].
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backlog_of_all_services_together_is_bounded() {
+    use std::io::Read;
+    let dir = TempDir::new("total-backlog");
+    let fifo = dir.path().join("stuck.log");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .expect("creating a fifo");
+    let logs = logs_in(dir.path(), 0, 3, 100);
+    // The one writer thread blocks on this service's fifo once its pipe buffer is full.
+    let stuck = format!("{}\n", "s".repeat(999)).repeat(1024).into_bytes();
+    logs.capture("stuck", Stream::Stdout, Cursor::new(stuck))
+        .await
+        .expect("the capture task does not panic");
+    let line = format!("{}\n", "y".repeat(999));
+    // A batch's footprint is up to twice its text (buffer capacity), so 40 % keeps each
+    // service clear of its own bound while three of them exceed the total.
+    let share = conductor_logs::MAX_TOTAL_BACKLOG_BYTES * 2 / 5;
+    let n_lines = share / line.len();
+    assert!(
+        share * 2 < conductor_logs::MAX_BACKLOG_BYTES,
+        "each stays below its own bound"
+    );
+    for service in ["b", "c", "d"] {
+        let input = line.repeat(n_lines).into_bytes();
+        tokio::time::timeout(
+            TIMEOUT,
+            logs.capture(service, Stream::Stdout, Cursor::new(input)),
+        )
+        .await
+        .expect("the capture is not blocked by the stuck writer")
+        .expect("the capture task does not panic");
+    }
+    let stats = logs.stats();
+    assert!(
+        stats.lines_dropped > 0,
+        "1.2 times the total bound was queued without a drop: {stats:?}"
+    );
+    // Unblock the writer so the test ends cleanly.
+    let reader = std::thread::spawn(move || {
+        let mut fifo = fs::File::open(&fifo).expect("opening the fifo for reading");
+        let mut sink = Vec::new();
+        let _ = fifo.read_to_end(&mut sink);
+    });
+    drop(logs);
+    let _ = tokio::task::spawn_blocking(move || reader.join()).await;
+}

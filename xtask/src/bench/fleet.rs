@@ -282,6 +282,17 @@ impl Conductor {
         ApiClient::connect(api.addr, &api.token)
     }
 
+    /// The control API's bearer token (reading `ipc.json` if needed).
+    pub(crate) fn token(&mut self) -> anyhow::Result<String> {
+        drop(self.connect_api()?);
+        Ok(self
+            .api
+            .as_ref()
+            .context("control API unknown")?
+            .token
+            .clone())
+    }
+
     /// Remembers the fleet's pids (with start times) so drop can make sure they are gone.
     pub(crate) fn remember(&mut self, statuses: &[Status]) {
         for pid in statuses.iter().filter_map(|status| status.pid) {
