@@ -372,6 +372,9 @@ impl Figures {
     }
 }
 
+/// Connections publishing events while an SSE client reads them.
+const EVENT_PUBLISHERS: usize = 4;
+
 /// The log flood: services, and lines each writes as fast as its pipe takes them.
 const LOG_FLOOD_SERVICES: usize = 16;
 const LOG_FLOOD_LINES: usize = 1_000_000;
@@ -911,7 +914,11 @@ fn get_all_during_event_flood(
         stream,
         "GET /events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n"
     )?;
-    let mut generator = conductor.connect_api()?;
+    // Several publishers: one `database:init` costs a blocking-pool hop, so one connection
+    // alone publishes a few thousand events a second.
+    let mut generators = (0..EVENT_PUBLISHERS)
+        .map(|_| conductor.connect_api())
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let stop = AtomicBool::new(false);
     let n_events = AtomicU64::new(0);
     let mut latencies = Vec::with_capacity(options.api_requests());
@@ -928,13 +935,19 @@ fn get_all_during_event_flood(
                 }
             }
         });
-        let writer = scope.spawn(|| {
-            while !stop.load(Ordering::SeqCst) {
-                if generator.call_json("database:init", "").is_err() {
-                    break;
-                }
-            }
-        });
+        let writers: Vec<_> = generators
+            .iter_mut()
+            .map(|generator| {
+                let stop = &stop;
+                scope.spawn(move || {
+                    while !stop.load(Ordering::SeqCst) {
+                        if generator.call_json("database:init", "").is_err() {
+                            break;
+                        }
+                    }
+                })
+            })
+            .collect();
         let started = Instant::now();
         let measured = (|| -> anyhow::Result<()> {
             for _ in 0..options.api_requests() {
@@ -946,7 +959,9 @@ fn get_all_during_event_flood(
         })();
         let elapsed = started.elapsed();
         stop.store(true, Ordering::SeqCst);
-        let _ = writer.join();
+        for writer in writers {
+            let _ = writer.join();
+        }
         let _ = reader.join();
         measured.map(|()| elapsed)
     })?;
