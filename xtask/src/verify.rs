@@ -19,6 +19,18 @@ use crate::{
     util::{cargo, has_cargo_plugin, run_checked},
 };
 
+/// The workspace's library crates (the binary's `--help` text is not rustdoc).
+const LIBRARY_CRATES: &[&str] = &[
+    "conductor-protocol",
+    "conductor-registry",
+    "conductor-spawn",
+    "conductor-health",
+    "conductor-logs",
+    "conductor-db",
+    "conductor-supervisor",
+    "conductor-ipc",
+];
+
 const USAGE: &str = "usage: cargo xtask verify [--gates | --self-test]
   (no flag)    fmt, clippy, fixtures, tests, cargo-deny, the five gates and their
                self-test, the bundle test (on the debug build)
@@ -114,6 +126,15 @@ fn everything() -> anyhow::Result<()> {
             cargo().args(["test", "--workspace", "--no-fail-fast"]),
         );
     }
+
+    // Each library crate's docs build without a warning (its README is its crate docs).
+    let mut docs = cargo();
+    docs.env("RUSTDOCFLAGS", "-D warnings")
+        .args(["doc", "--no-deps", "--quiet"]);
+    for library in LIBRARY_CRATES {
+        docs.args(["-p", library]);
+    }
+    step("docs", &mut docs);
 
     if has_cargo_plugin("deny") {
         // --offline needs every platform's crates downloaded first; the advisory database

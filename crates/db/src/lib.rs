@@ -14,6 +14,7 @@
 //!
 //! This crate takes plain inputs (paths, durations) and knows nothing of the registry, the
 //! supervisor or IPC; it never decides whether services may start, it reports what happened.
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs, unreachable_pub)]
 
 mod backup;

@@ -3,6 +3,7 @@
 //! [`Prober::wait_ready`] polls with fast backoff until a service is up or [`NotReady`].
 //! It knows nothing of services, registries or schedules: callers pass a port, a path, a
 //! program, and decide how often to probe and what a failure means.
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs, unreachable_pub)]
 
 mod duration;

@@ -11,6 +11,7 @@
 //!
 //! [`Conductor`]: conductor_supervisor::Conductor
 //! [`Conductor::quit`]: conductor_supervisor::Conductor::quit
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs, unreachable_pub)]
 
 mod auth;

@@ -19,6 +19,7 @@
 //!
 //! This crate takes plain inputs (a directory, a reader, a service name): it knows nothing about
 //! registries, processes or HTTP, and does not write conductor's own log.
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs, unreachable_pub)]
 
 mod compress;

@@ -2,6 +2,7 @@
 //! serde type, and the channel and event names.
 //! Field names are the SPEC's camelCase ones; a renamed field fails the snapshot tests.
 //! This crate does no I/O and has no async runtime: it is types only.
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs, unreachable_pub)]
 
 mod channel;

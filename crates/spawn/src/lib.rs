@@ -13,6 +13,7 @@
 //!
 //! Linux is the supported platform; other unixes get the same API with weaker guarantees (no
 //! parent-death signal, no `/proc`), Windows gets stubs that return "unsupported" errors.
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs, unreachable_pub)]
 
 mod error;

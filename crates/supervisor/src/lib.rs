@@ -1,11 +1,12 @@
 //! The service manager: turns a [`Registry`] into supervised processes and exposes it all
 //! through one embeddable handle, [`Conductor`], whose async methods mirror the IPC channels
 //! and whose [`Conductor::subscribe`] streams the protocol's events.
-//! One owner task per service holds its state ([`machine`] is the pure lifecycle); status reads
+//! One owner task per service holds its state (`machine.rs` is the pure lifecycle); status reads
 //! go to a shared snapshot and never wait on a service. No global state: two handles with
 //! different data dirs work side by side in one process.
 //! It does not parse command lines, hold the instance lock or serve HTTP: that is the binary's
 //! and the `ipc` crate's job.
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs, unreachable_pub)]
 
 mod conductor;
