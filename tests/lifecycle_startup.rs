@@ -116,56 +116,78 @@ env = {{ TEST_TAG = {tag}, {misbehaviour} }}
     )
 }
 
-#[test]
-fn a_stop_while_a_service_never_becomes_ready_ends_startup_at_once() {
-    for stop in Stop::ALL {
-        let dir = TempDir::new("never-ready");
-        let tag = unique_tag("never-ready");
-        let _cleanup = KillTagged(tag.clone());
+/// A test's own dir, tag (killed on drop) and a started `conductor up` on a one-service
+/// registry whose service `stuck` misbehaves so; returns once the control API is up.
+struct Stuck {
+    dir: TempDir,
+    tag: String,
+    _cleanup: KillTagged,
+    conductor: Conductor,
+}
+
+impl Stuck {
+    fn start(app: &str, misbehaviour: &str, restart: &str) -> Stuck {
+        let dir = TempDir::new(app);
+        let tag = unique_tag(app);
+        let cleanup = KillTagged(tag.clone());
         let [port] = free_ports();
-        let registry = service_registry(
-            "NeverReady",
-            &tag,
-            port,
-            r#"FAKE_HEALTH_STATUS = "unhealthy""#,
-            "{ max_retries = 3, backoff = \"50ms\" }",
-        );
+        let registry = service_registry(app, &tag, port, misbehaviour, restart);
         let path = dir.write("conductor.toml", &registry);
         let mut conductor = Conductor::spawn(&path, &dir.join("data"), &[]);
         conductor.wait_control_api();
-        let status = conductor.wait_status("stuck", "spawned and waiting for readiness", |s| {
-            s.status == ServiceState::Starting && s.pid.is_some()
-        });
-        if let Some(pid) = status.pid {
-            conductor.track(pid);
+        Stuck {
+            dir,
+            tag,
+            _cleanup: cleanup,
+            conductor,
         }
-        let db = dir.join("data").join("neverready.db");
-        stop_and_check(conductor, stop, &tag, &db);
+    }
+
+    /// The database file conductor uses (`<data>/<app lowercased>.db`).
+    fn db(&self, app: &str) -> std::path::PathBuf {
+        self.dir
+            .join("data")
+            .join(format!("{}.db", app.to_lowercase()))
+    }
+}
+
+#[test]
+fn a_stop_while_a_service_never_becomes_ready_ends_startup_at_once() {
+    for stop in Stop::ALL {
+        let stuck = Stuck::start(
+            "NeverReady",
+            r#"FAKE_HEALTH_STATUS = "unhealthy""#,
+            "{ max_retries = 3, backoff = \"50ms\" }",
+        );
+        let status =
+            stuck
+                .conductor
+                .wait_status("stuck", "spawned and waiting for readiness", |s| {
+                    s.status == ServiceState::Starting && s.pid.is_some()
+                });
+        if let Some(pid) = status.pid {
+            stuck.conductor.track(pid);
+        }
+        let db = stuck.db("NeverReady");
+        stop_and_check(stuck.conductor, stop, &stuck.tag, &db);
     }
 }
 
 #[test]
 fn a_stop_during_a_restart_backoff_ends_startup_at_once() {
     for stop in Stop::ALL {
-        let dir = TempDir::new("backoff");
-        let tag = unique_tag("backoff");
-        let _cleanup = KillTagged(tag.clone());
-        let [port] = free_ports();
-        let registry = service_registry(
+        let stuck = Stuck::start(
             "Backoff",
-            &tag,
-            port,
             r#"FAKE_EXIT_AFTER_MS = "0""#,
             "{ max_retries = 3, backoff = \"20s\", backoff_max = \"20s\" }",
         );
-        let path = dir.write("conductor.toml", &registry);
-        let mut conductor = Conductor::spawn(&path, &dir.join("data"), &[]);
-        conductor.wait_control_api();
-        conductor.wait_status("stuck", "waiting out its first backoff", |s| {
-            s.status == ServiceState::Starting && s.pid.is_none() && s.restarts >= 1
-        });
-        let db = dir.join("data").join("backoff.db");
-        stop_and_check(conductor, stop, &tag, &db);
+        stuck
+            .conductor
+            .wait_status("stuck", "waiting out its first backoff", |s| {
+                s.status == ServiceState::Starting && s.pid.is_none() && s.restarts >= 1
+            });
+        let db = stuck.db("Backoff");
+        stop_and_check(stuck.conductor, stop, &stuck.tag, &db);
     }
 }
 
@@ -272,20 +294,12 @@ env = {{ TEST_TAG = {tag}, FAKE_REQUIRE_DB = "0" }}
 
 #[test]
 fn a_ui_sees_a_status_change_when_a_service_crashes_during_startup() {
-    let dir = TempDir::new("crash-events");
-    let tag = unique_tag("crash-events");
-    let _cleanup = KillTagged(tag.clone());
-    let [port] = free_ports();
-    let registry = service_registry(
+    let stuck = Stuck::start(
         "CrashEvents",
-        &tag,
-        port,
         r#"FAKE_EXIT_AFTER_MS = "0", FAKE_EXIT_CODE = "9""#,
         "{ max_retries = 1, backoff = \"5s\" }",
     );
-    let path = dir.write("conductor.toml", &registry);
-    let mut conductor = Conductor::spawn(&path, &dir.join("data"), &[]);
-    conductor.wait_control_api();
+    let mut conductor = stuck.conductor;
     let info = conductor.info().clone();
     let addr = info.url.trim_start_matches("http://").to_owned();
     // Replayed from the first event on: the stream the UI would have seen from the start.

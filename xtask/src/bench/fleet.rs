@@ -424,23 +424,9 @@ impl ApiClient {
 
     /// `POST /ipc/<channel>` with `body`; fails unless it answers 200 with `"success": true`.
     pub(crate) fn action(&mut self, channel: &str, body: &str) -> anyhow::Result<()> {
-        let response = self
-            .connection
-            .request(
-                "POST",
-                &format!("/ipc/{channel}"),
-                &[("Authorization", &self.authorization)],
-                body.as_bytes(),
-            )
-            .with_context(|| format!("{channel} {body}"))?;
-        let answer: serde_json::Value =
-            serde_json::from_slice(&response.body).unwrap_or(serde_json::Value::Null);
-        if response.status != 200 || answer["success"] != true {
-            bail!(
-                "{channel} {body} answered {}: {}",
-                response.status,
-                String::from_utf8_lossy(&response.body)
-            );
+        let answer = self.call_json(channel, body)?;
+        if answer["success"] != true {
+            bail!("{channel} {body} did not succeed: {answer}");
         }
         Ok(())
     }
