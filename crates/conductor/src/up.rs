@@ -233,13 +233,8 @@ async fn serve(
         if let Err(err) = &initialised {
             tracing::info!("database initialisation interrupted: {err}");
         }
-        let stopping = Stopping {
-            conductor: &conductor,
-            server: Some(server),
-            user_data: &paths.user_data,
-            window: None,
-        };
-        return stopping.run(&during_startup(&reason), stops).await;
+        let reason = during_startup(&reason);
+        return stop_fleet(&conductor, server, &paths.user_data, None, &reason, stops).await;
     }
     match initialised {
         Ok(report) => {
@@ -273,13 +268,8 @@ async fn serve(
     let started = match started {
         Ok(started) => started,
         Err(reason) => {
-            let stopping = Stopping {
-                conductor: &conductor,
-                server: Some(server),
-                user_data: &paths.user_data,
-                window: None,
-            };
-            return stopping.run(&during_startup(&reason), stops).await;
+            let reason = during_startup(&reason);
+            return stop_fleet(&conductor, server, &paths.user_data, None, &reason, stops).await;
         }
     };
     let report = match started {
@@ -325,13 +315,15 @@ async fn serve(
         reason = stops.any(&conductor) => reason,
         exit = window_exit(&mut window) => format!("the window exited ({exit})"),
     };
-    let stopping = Stopping {
-        conductor: &conductor,
-        server: Some(server),
-        user_data: &paths.user_data,
-        window: window.as_mut(),
-    };
-    stopping.run(&reason, stops).await
+    stop_fleet(
+        &conductor,
+        server,
+        &paths.user_data,
+        window.as_mut(),
+        &reason,
+        stops,
+    )
+    .await
 }
 
 /// The reason printed for a stop that arrived before startup was over.
@@ -383,50 +375,46 @@ fn print_start_report(report: &conductor_supervisor::StartReport) {
 }
 
 /// The graceful stop (SPEC §4 "Shutdown"), whatever asked for it and whenever.
-struct Stopping<'a> {
-    conductor: &'a Conductor,
-    server: Option<conductor_ipc::Server>,
-    user_data: &'a std::path::Path,
-    window: Option<&'a mut conductor_supervisor::Window>,
-}
-
-impl Stopping<'_> {
-    async fn run(self, reason: &str, mut stops: StopRequests) -> anyhow::Result<()> {
-        print_shutdown_header(reason);
-        // A second SIGINT (or SIGTERM) during the graceful stop kills every group at once.
-        let forced = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let watchdog = {
-            let conductor = self.conductor.clone();
-            let forced = forced.clone();
-            tokio::spawn(async move {
-                stops.signal().await;
-                forced.store(true, std::sync::atomic::Ordering::SeqCst);
-                let n = tokio::task::spawn_blocking(move || conductor.kill_all())
-                    .await
-                    .unwrap_or(0);
-                tracing::warn!(n_groups = n, "second signal: killed every process group");
-            })
-        };
-        if let Some(window) = self.window {
-            window.stop(Duration::from_secs(5)).await;
-        }
-        let shutdown = self.conductor.shutdown().await;
-        watchdog.abort();
-        if let Some(server) = self.server {
-            server.shutdown().await;
-            conductor_ipc::remove_info(self.user_data);
-        }
-        for service in &shutdown.services {
-            println!("✓ {} Service stopped", service.title);
-        }
-        if shutdown.database_closed {
-            println!("✓ Database connections closed");
-        }
-        if forced.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(ForcedExit.into());
-        }
-        Ok(())
+async fn stop_fleet(
+    conductor: &Conductor,
+    server: conductor_ipc::Server,
+    user_data: &std::path::Path,
+    window: Option<&mut conductor_supervisor::Window>,
+    reason: &str,
+    mut stops: StopRequests,
+) -> anyhow::Result<()> {
+    print_shutdown_header(reason);
+    // A second SIGINT (or SIGTERM) during the graceful stop kills every group at once.
+    let forced = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchdog = {
+        let conductor = conductor.clone();
+        let forced = forced.clone();
+        tokio::spawn(async move {
+            stops.signal().await;
+            forced.store(true, std::sync::atomic::Ordering::SeqCst);
+            let n = tokio::task::spawn_blocking(move || conductor.kill_all())
+                .await
+                .unwrap_or(0);
+            tracing::warn!(n_groups = n, "second signal: killed every process group");
+        })
+    };
+    if let Some(window) = window {
+        window.stop(Duration::from_secs(5)).await;
     }
+    let shutdown = conductor.shutdown().await;
+    watchdog.abort();
+    server.shutdown().await;
+    conductor_ipc::remove_info(user_data);
+    for service in &shutdown.services {
+        println!("✓ {} Service stopped", service.title);
+    }
+    if shutdown.database_closed {
+        println!("✓ Database connections closed");
+    }
+    if forced.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(ForcedExit.into());
+    }
+    Ok(())
 }
 
 async fn window_exit(window: &mut Option<conductor_supervisor::Window>) -> String {

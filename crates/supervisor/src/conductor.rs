@@ -581,18 +581,8 @@ impl Conductor {
             .registry
             .services
             .iter()
-            .filter(|spec| spec.is_active() && !conductor_spawn::port_is_free(spec.port))
-            .map(|spec| {
-                let holder = match conductor_spawn::port_holder(spec.port) {
-                    Some(holder) => format!(" by pid {} ({})", holder.pid, holder.command_line),
-                    None => String::new(),
-                };
-                let reason = format!(
-                    "port {} is already in use{holder}; stop that process or change services.{}.port",
-                    spec.port, spec.name
-                );
-                (spec.name.clone(), reason)
-            })
+            .filter(|spec| spec.is_active())
+            .filter_map(|spec| Some((spec.name.clone(), service::port_taken(spec)?)))
             .collect()
     }
 

@@ -380,17 +380,8 @@ impl ServiceTask {
         let spec = &self.context.spec;
         self.attempt += 1;
         self.correlation_id = uuid::Uuid::new_v4().to_string();
-        if !conductor_spawn::port_is_free(spec.port) {
-            let holder = match conductor_spawn::port_holder(spec.port) {
-                Some(holder) => format!(" by pid {} ({})", holder.pid, holder.command_line),
-                None => String::new(),
-            };
-            return Event::SpawnFailed {
-                error: format!(
-                    "port {} is already in use{holder}; stop that process or change services.{}.port",
-                    spec.port, spec.name
-                ),
-            };
+        if let Some(error) = port_taken(spec) {
+            return Event::SpawnFailed { error };
         }
         let mut env = self.context.common_env.clone();
         env.push(("PORT".into(), spec.port.to_string().into()));
@@ -552,6 +543,22 @@ impl ServiceTask {
             &self.correlation_id,
         );
     }
+}
+
+/// Why `spec`'s port cannot be used, naming the process that holds it; `None` if it is free.
+/// The one check behind both the startup preflight and each spawn.
+pub(crate) fn port_taken(spec: &ServiceSpec) -> Option<String> {
+    if conductor_spawn::port_is_free(spec.port) {
+        return None;
+    }
+    let holder = match conductor_spawn::port_holder(spec.port) {
+        Some(holder) => format!(" by pid {} ({})", holder.pid, holder.command_line),
+        None => String::new(),
+    };
+    Some(format!(
+        "port {} is already in use{holder}; stop that process or change services.{}.port",
+        spec.port, spec.name
+    ))
 }
 
 fn describe_stop(outcome: &StopOutcome) -> String {

@@ -9,15 +9,18 @@
 
 use std::{
     io::Write,
-    net::{SocketAddr, TcpStream},
+    net::TcpStream,
     path::Path,
     sync::atomic::{AtomicBool, AtomicUsize, Ordering},
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{bail, ensure};
 
-use super::fleet::{self, Conductor, FleetSpec, TempDir};
+use super::{
+    fleet::{self, Conductor, FleetSpec, TempDir},
+    ms,
+};
 
 /// Connections the flood attempts.
 const FLOOD_CONNECTIONS: usize = 10_000;
@@ -40,8 +43,8 @@ pub(crate) fn run(conductor_binary: &Path, fake_service: &Path) -> anyhow::Resul
     conductor.wait_line("All services ready", Duration::from_secs(60))?;
     let mut probe = conductor.connect_api()?;
     conductor.remember(&probe.get_all()?);
+    let addr = probe.peer_addr()?;
     drop(probe);
-    let addr = api_addr(&data_dir)?;
 
     let stop = AtomicBool::new(false);
     let opened = AtomicUsize::new(0);
@@ -151,21 +154,6 @@ pub(crate) fn run(conductor_binary: &Path, fake_service: &Path) -> anyhow::Resul
         bail!("conductor did not exit within 30 s of SIGTERM after the flood");
     }
     Ok(())
-}
-
-fn ms(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
-}
-
-fn api_addr(data_dir: &Path) -> anyhow::Result<SocketAddr> {
-    let path = data_dir.join("ipc.json");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let info: serde_json::Value = serde_json::from_str(&text).context("parsing ipc.json")?;
-    let url = info["url"].as_str().context("ipc.json has no url")?;
-    url.trim_start_matches("http://")
-        .parse()
-        .with_context(|| format!("ipc.json url {url:?}"))
 }
 
 /// How many descriptors process `pid` has open.
