@@ -253,8 +253,12 @@ struct Inner {
     stopping: std::sync::atomic::AtomicBool,
     /// The services' owner tasks (each under its `supervise_owner_task`), awaited on shutdown.
     owners: Mutex<JoinSet<()>>,
-    /// Helper tasks (run-state writer, log problems, reaper), aborted on shutdown.
+    /// Helper tasks (log problems, reaper), aborted on shutdown.
     tasks: Mutex<JoinSet<()>>,
+    /// The run-state writer, stopped and awaited (not aborted: a write in flight would land
+    /// after the file was removed) before shutdown removes the file.
+    run_state_writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    run_state_stop: watch::Sender<bool>,
     shutdown_done: tokio::sync::Mutex<Option<ShutdownReport>>,
 }
 
@@ -370,9 +374,9 @@ impl Conductor {
             });
         }
         tasks.spawn(forward_log_problems(logs.problems(), shared.clone()));
-        if let Some(path) = run_state_path {
-            tasks.spawn(write_run_state(shared.watch_run_state(), path));
-        }
+        let (run_state_stop, stop_rx) = watch::channel(false);
+        let run_state_writer = run_state_path
+            .map(|path| tokio::spawn(write_run_state(shared.watch_run_state(), path, stop_rx)));
         let (quit, _) = watch::channel(false);
         Ok(Conductor {
             inner: Arc::new(Inner {
@@ -392,6 +396,8 @@ impl Conductor {
                 stopping: std::sync::atomic::AtomicBool::new(false),
                 owners: Mutex::new(owners),
                 tasks: Mutex::new(tasks),
+                run_state_writer: Mutex::new(run_state_writer),
+                run_state_stop,
                 shutdown_done: tokio::sync::Mutex::new(None),
             }),
         })
@@ -917,6 +923,11 @@ impl Conductor {
         })
         .await
         .unwrap_or(false);
+        self.inner.run_state_stop.send_replace(true);
+        let writer = self.inner.run_state_writer.lock_recovered().take();
+        if let Some(writer) = writer {
+            let _ = writer.await;
+        }
         if let Some(path) = &self.inner.shared.run_state_path {
             let _ = std::fs::remove_file(path);
         }
@@ -1144,8 +1155,18 @@ fn write_run_state_now(state: &RunState, path: &Path) {
 }
 
 /// Rewrites the run-state file whenever the set of live process groups changes.
-async fn write_run_state(mut rx: watch::Receiver<RunState>, path: PathBuf) {
-    while rx.changed().await.is_ok() {
+/// Ends once `stop` turns true, never in the middle of a write.
+async fn write_run_state(
+    mut rx: watch::Receiver<RunState>,
+    path: PathBuf,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        // Both arms are cancel-safe; the write below is never raced against `stop`.
+        tokio::select! {
+            changed = rx.changed() => if changed.is_err() { return },
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
         let state = rx.borrow_and_update().clone();
         let json = serde_json::to_vec_pretty(&state).expect("run state always serialises");
         let tmp = path.with_extension("json.tmp");
