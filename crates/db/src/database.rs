@@ -299,13 +299,13 @@ pub struct OpenError {
 #[derive(Debug, thiserror::Error)]
 pub enum OpenErrorKind {
     /// The directory that should hold the database does not exist.
-    #[error("directory {} does not exist: create it or choose another --data-dir", dir.display())]
+    #[error("directory {} does not exist: create it or choose another data directory", dir.display())]
     MissingDirectory {
         /// The missing directory.
         dir: PathBuf,
     },
     /// The database's parent path exists but is not a directory.
-    #[error("{} is not a directory: choose another --data-dir or [database] path", dir.display())]
+    #[error("{} is not a directory: choose another data directory or [database] path", dir.display())]
     NotADirectory {
         /// The parent path.
         dir: PathBuf,
@@ -314,7 +314,7 @@ pub enum OpenErrorKind {
     /// `-shm` files there.
     #[error(
         "directory {} is read-only for this user, and SQLite must create the database and its \
-         -wal and -shm files there: make it writable or choose another --data-dir",
+         -wal and -shm files there: make it writable or choose another data directory",
         dir.display()
     )]
     ReadOnlyDirectory {

@@ -11,6 +11,7 @@ use std::{
 };
 
 use bytes::Bytes;
+use conductor_protocol::error_chain;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::{Request, StatusCode, Uri, header};
 use hyper_util::{
@@ -132,7 +133,7 @@ async fn get(
                 GetError::Connect
             }
         } else {
-            GetError::Other(chain(&err))
+            GetError::Other(error_chain(&err))
         }
     })?;
     let status = response.status();
@@ -145,7 +146,7 @@ async fn get(
         Err(err) => {
             return Err(GetError::Other(format!(
                 "reading the body: {}",
-                chain(err.as_ref())
+                error_chain(err.as_ref())
             )));
         }
     };
@@ -204,22 +205,6 @@ fn find_io_error<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a io::Error>
         current = err.source();
     }
     None
-}
-
-/// The error and its sources joined with `: `, skipping a source already contained in the
-/// text so far (some errors repeat their source in their own message).
-fn chain(err: &(dyn StdError + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut current = err.source();
-    while let Some(source) = current {
-        let part = source.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        current = source.source();
-    }
-    text
 }
 
 #[cfg(test)]
@@ -296,6 +281,6 @@ mod tests {
     fn chain_skips_repeated_sources() {
         let inner = io::Error::new(io::ErrorKind::ConnectionReset, "connection reset");
         let outer = io::Error::other(inner);
-        assert_eq!(chain(&outer), "connection reset");
+        assert_eq!(error_chain(&outer), "connection reset");
     }
 }

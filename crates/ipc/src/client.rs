@@ -5,7 +5,7 @@
 use std::{collections::VecDeque, path::PathBuf, time::Duration};
 
 use bytes::Bytes;
-use conductor_protocol::{Channel, ErrorBody, Event, IpcInfo};
+use conductor_protocol::{Channel, ErrorBody, Event, IpcInfo, error_chain};
 use http_body_util::{BodyExt as _, Full};
 use hyper::{Method, Request, StatusCode, body::Incoming, header};
 use hyper_util::{
@@ -31,31 +31,28 @@ pub enum ClientError {
         user_data: PathBuf,
     },
     /// `ipc.json` exists but could not be read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {error}", path.display())]
     ReadInfo {
         /// The file.
         path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
+        /// Why (in the message, so not also a `source()`).
+        error: std::io::Error,
     },
     /// `ipc.json` is not what conductor writes.
-    #[error("{} is not a valid IPC info file: {source}; the next `conductor up` rewrites it", path.display())]
+    #[error("{} is not a valid IPC info file: {error}; the next `conductor up` rewrites it", path.display())]
     InvalidInfo {
         /// The file.
         path: PathBuf,
-        /// Why.
-        #[source]
-        source: serde_json::Error,
+        /// Why (in the message, so not also a `source()`).
+        error: serde_json::Error,
     },
     /// The URL or token from `ipc.json` do not make a valid request.
-    #[error("cannot build a request to {url:?} from ipc.json: {source}")]
+    #[error("cannot build a request to {url:?} from ipc.json: {error}")]
     InvalidRequest {
         /// The URL.
         url: String,
-        /// Why.
-        #[source]
-        source: hyper::http::Error,
+        /// Why (in the message, so not also a `source()`).
+        error: hyper::http::Error,
     },
     /// The server could not be reached (or the connection broke before an answer).
     #[error(
@@ -86,13 +83,12 @@ pub enum ClientError {
         message: String,
     },
     /// The answer was not the JSON expected.
-    #[error("unexpected answer to {what}: {source}")]
+    #[error("unexpected answer to {what}: {error}")]
     Decode {
         /// The channel or event.
         what: String,
-        /// Why.
-        #[source]
-        source: serde_json::Error,
+        /// Why (in the message, so not also a `source()`).
+        error: serde_json::Error,
     },
 }
 
@@ -154,7 +150,7 @@ impl Client {
         let body = match request {
             Some(request) => serde_json::to_vec(request).map_err(|source| ClientError::Decode {
                 what: what.to_owned(),
-                source,
+                error: source,
             })?,
             None => Vec::new(),
         };
@@ -167,7 +163,7 @@ impl Client {
             .body(Full::new(Bytes::from(body)))
             .map_err(|source| ClientError::InvalidRequest {
                 url: url.clone(),
-                source,
+                error: source,
             })?;
         let exchange = async {
             let response = self
@@ -192,7 +188,7 @@ impl Client {
         }
         serde_json::from_slice(&bytes).map_err(|source| ClientError::Decode {
             what: what.to_owned(),
-            source,
+            error: source,
         })
     }
 
@@ -214,7 +210,7 @@ impl Client {
         let request = builder.body(Full::new(Bytes::new())).map_err(|source| {
             ClientError::InvalidRequest {
                 url: url.clone(),
-                source,
+                error: source,
             }
         })?;
         // The pool never lends a connection whose response is still being read, so the stream
@@ -257,22 +253,6 @@ impl Client {
     }
 }
 
-/// An error and its causes on one line (`client error (Connect): tcp connect error: Connection
-/// refused`): the outermost message alone rarely says what went wrong.
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
     let message = match serde_json::from_slice::<ErrorBody>(body) {
         Ok(body) => body.error,
@@ -312,7 +292,7 @@ impl EventStream {
                         .map(|event| (id, event))
                         .map_err(|source| ClientError::Decode {
                             what: format!("event {:?}", raw.name),
-                            source,
+                            error: source,
                         }),
                 );
             }

@@ -34,9 +34,17 @@ pub fn read_info(user_data: &Path) -> Result<IpcInfo, ClientError> {
                 user_data: user_data.to_path_buf(),
             });
         }
-        Err(source) => return Err(ClientError::ReadInfo { path, source }),
+        Err(source) => {
+            return Err(ClientError::ReadInfo {
+                path,
+                error: source,
+            });
+        }
     };
-    serde_json::from_slice(&text).map_err(|source| ClientError::InvalidInfo { path, source })
+    serde_json::from_slice(&text).map_err(|source| ClientError::InvalidInfo {
+        path,
+        error: source,
+    })
 }
 
 /// Writes `<user_data>/ipc.json` atomically: a temporary file in the same directory, created

@@ -82,13 +82,12 @@ pub enum ServeError {
         addr: SocketAddr,
     },
     /// The listener could not be bound.
-    #[error("cannot listen on {addr}: {source}; choose another port or free this one")]
+    #[error("cannot listen on {addr}: {error}; choose another port or free this one")]
     Bind {
         /// The configured address.
         addr: SocketAddr,
-        /// Why.
-        #[source]
-        source: std::io::Error,
+        /// Why (in the message, so not also a `source()`).
+        error: std::io::Error,
     },
     /// The configured port is a service's port in the registry: the service could never start.
     #[error(
@@ -143,7 +142,7 @@ pub async fn serve(conductor: Conductor, config: ServerConfig) -> Result<Server,
     .await?;
     let local_addr = listener.local_addr().map_err(|source| ServeError::Bind {
         addr: config.addr,
-        source,
+        error: source,
     })?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let state = Arc::new(State {
@@ -202,10 +201,16 @@ async fn bind_beside_services(
     while rejected.len() < MAX_BIND_ATTEMPTS {
         let listener = TcpListener::bind(addr)
             .await
-            .map_err(|source| ServeError::Bind { addr, source })?;
+            .map_err(|source| ServeError::Bind {
+                addr,
+                error: source,
+            })?;
         let port = listener
             .local_addr()
-            .map_err(|source| ServeError::Bind { addr, source })?
+            .map_err(|source| ServeError::Bind {
+                addr,
+                error: source,
+            })?
             .port();
         if !is_taken(port) {
             return Ok(listener);

@@ -5,7 +5,7 @@ use std::{io, path::PathBuf};
 
 /// Clearing a service's logs failed.
 #[derive(Debug, thiserror::Error)]
-#[error("clearing the logs of {service:?}: {kind}")]
+#[error("clearing the logs of {service:?}")]
 pub struct LogsError {
     /// The service whose files could not all be deleted.
     pub service: String,

@@ -1,17 +1,20 @@
 //! The wire contract between conductor and its UI: every IPC request, response and event as a
 //! serde type, and the channel and event names.
 //! Field names are the SPEC's camelCase ones; a renamed field fails the snapshot tests.
-//! This crate does no I/O and has no async runtime: it is types only.
+//! This crate does no I/O and has no async runtime: it is types only (and `error_chain`, the
+//! one way an error becomes wire text).
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs, unreachable_pub)]
 
 mod channel;
+mod error_text;
 mod event;
 mod messages;
 mod state;
 
 pub use crate::{
     channel::{Channel, UnknownChannel},
+    error_text::error_chain,
     event::{Event, EventName},
     messages::{
         AppHealth, AppHealthStatus, DEFAULT_LOG_LINES, DatabaseInitResponse, DatabaseStatus,
