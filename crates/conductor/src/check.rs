@@ -6,7 +6,7 @@ use std::path::Path;
 
 use conductor_registry::LoadOptions;
 
-use crate::registry_choice::RegistryChoice;
+use crate::{failure::Failure, registry_choice::RegistryChoice};
 
 /// Arguments of `conductor check`.
 #[derive(Debug, clap::Args)]
@@ -17,7 +17,7 @@ pub(crate) struct CheckArgs {
 }
 
 /// Prints the plan on success; a [`conductor_registry::LoadError`] lists every problem.
-pub(crate) fn run(args: &CheckArgs, registry: Option<&Path>) -> anyhow::Result<()> {
+pub(crate) fn run(args: &CheckArgs, registry: Option<&Path>) -> Result<(), Failure> {
     let choice = RegistryChoice::from_arg(registry);
     let options = LoadOptions {
         features: args.features.clone(),

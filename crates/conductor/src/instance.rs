@@ -11,6 +11,8 @@ use std::{
 
 use anyhow::Context;
 
+use crate::failure::Failure;
+
 /// The data directory: `--data-dir`, else `CONDUCTOR_DATA_DIR`, else the platform's
 /// conventional per-app data directory (XDG on Linux) named after the app.
 pub(crate) fn data_dir(flag: Option<&Path>, app_name: &str) -> anyhow::Result<PathBuf> {
@@ -50,7 +52,7 @@ pub(crate) struct InstanceLock {
 }
 
 /// Takes the lock or reports who holds it. Touches nothing else.
-pub(crate) fn lock(user_data: &Path) -> anyhow::Result<InstanceLock> {
+pub(crate) fn lock(user_data: &Path) -> Result<InstanceLock, Failure> {
     std::fs::create_dir_all(user_data)
         .with_context(|| format!("creating the data directory {}", user_data.display()))?;
     let path = user_data.join("conductor.lock");
@@ -64,10 +66,11 @@ pub(crate) fn lock(user_data: &Path) -> anyhow::Result<InstanceLock> {
     let locked = fs4::FileExt::try_lock(&file);
     match locked {
         Ok(()) => {
-            file.set_len(0)?;
-            file.rewind()?;
-            write!(file, "{}", std::process::id())?;
-            file.flush()?;
+            file.set_len(0)
+                .and_then(|()| file.rewind())
+                .and_then(|()| write!(file, "{}", std::process::id()))
+                .and_then(|()| file.flush())
+                .with_context(|| format!("writing our pid into {}", path.display()))?;
             Ok(InstanceLock { _file: file })
         }
         Err(fs4::TryLockError::WouldBlock) => {
@@ -86,8 +89,8 @@ pub(crate) fn lock(user_data: &Path) -> anyhow::Result<InstanceLock> {
             }
             .into())
         }
-        Err(fs4::TryLockError::Error(err)) => {
-            Err(err).with_context(|| format!("locking {}", path.display()))
-        }
+        Err(fs4::TryLockError::Error(err)) => Err(anyhow::Error::from(err)
+            .context(format!("locking {}", path.display()))
+            .into()),
     }
 }

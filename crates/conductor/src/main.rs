@@ -1,10 +1,11 @@
 //! The `conductor` binary: parses the command line, runs one subcommand and turns its outcome
 //! into the process exit code (SPEC §7).
 //!
-//! Wiring only: the work is done by the library crates. Exit codes are decided in `main` and
-//! nowhere else; subcommands return errors and never exit the process themselves.
+//! Wiring only: the work is done by the library crates. Subcommands return a [`Failure`] and
+//! never exit the process themselves; `failure.rs` chooses the exit code and prints it.
 
 mod check;
+mod failure;
 mod instance;
 mod registry_choice;
 mod remote;
@@ -13,7 +14,8 @@ mod up;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use conductor_registry::LoadError;
+
+use crate::failure::{Failure, exit_codes};
 
 /// Runs a desktop app's local services: starts them in order, watches their health, restarts
 /// the ones that crash, and stops everything on quit.
@@ -36,45 +38,35 @@ enum Command {
     Remote(remote::Remote),
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli) -> Result<(), Failure> {
     if !matches!(cli.command, Command::Up(_)) {
         restore_sigpipe();
     }
     match cli.command {
         Command::Up(args) => up::run(&args, &cli.target),
         Command::Check(args) => check::run(&args, cli.target.registry.as_deref()),
-        Command::Remote(command) => remote::run(&command, &cli.target),
+        Command::Remote(command) => Ok(remote::run(&command, &cli.target)?),
     }
 }
 
 fn main() -> ExitCode {
-    // Exit codes (SPEC §7): 0 ok, 1 usage or runtime error, 2 startup failed,
-    // 3 another instance is running.
-    let code = match Cli::try_parse().map(run) {
+    let code = match Cli::try_parse() {
         // --help and --version arrive as "errors" that belong on stdout with status 0.
         Err(usage) if !usage.use_stderr() => {
             print_clap(&usage);
-            0
+            exit_codes::OK
         }
         Err(usage) => {
             print_clap(&usage);
-            1
+            exit_codes::ERROR
         }
-        Ok(Ok(())) => 0,
-        Ok(Err(error)) => {
-            match error.downcast_ref::<LoadError>() {
-                // A registry error is already a complete report: every problem with its help.
-                Some(problems) => eprintln!("{problems}"),
-                None => eprintln!("error: {error:#}"),
+        Ok(cli) => match run(cli) {
+            Ok(()) => exit_codes::OK,
+            Err(failure) => {
+                eprintln!("{}", failure.report());
+                failure.exit_code()
             }
-            if error.is::<up::StartupFailed>() {
-                2
-            } else if error.is::<instance::AlreadyRunning>() {
-                3
-            } else {
-                1
-            }
-        }
+        },
     };
     ExitCode::from(code)
 }

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use conductor_protocol::{
     Channel, DEFAULT_LOG_LINES, DatabaseInitResponse, ErrorBody, GetPathRequest, GetPathResponse,
     LogsGetRequest, LogsGetResponse, MAX_BODY_BYTES, PathName, ServiceActionResponse,
-    ServiceRequest, SuccessResponse,
+    ServiceRequest, SuccessResponse, error_chain,
 };
 use conductor_supervisor::{ActionError, Conductor};
 use http_body_util::{BodyExt as _, Either, Full, LengthLimitError, Limited};
@@ -330,13 +330,13 @@ async fn dispatch(
             };
             match result {
                 Ok(()) => Ok(json_response(StatusCode::OK, &ServiceActionResponse::ok())),
-                Err(ActionError::Failed(reason)) => Ok(json_response(
-                    StatusCode::OK,
-                    &ServiceActionResponse::failed(reason),
-                )),
                 Err(ActionError::UnknownService(unknown)) => {
                     Err(ApiError::new(StatusCode::BAD_REQUEST, unknown.to_string()))
                 }
+                Err(error) => Ok(json_response(
+                    StatusCode::OK,
+                    &ServiceActionResponse::failed(error.to_string()),
+                )),
             }
         }
         Channel::DatabaseInit => {
@@ -382,7 +382,7 @@ async fn dispatch(
                 )),
                 Err(err) => Err(ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("could not clear the logs: {err}"),
+                    format!("could not clear the logs: {}", error_chain(&err)),
                 )),
             }
         }

@@ -11,6 +11,7 @@
 
 mod conductor;
 mod events;
+mod failure;
 mod fleet;
 mod machine;
 mod service;
@@ -18,11 +19,12 @@ mod sync;
 
 pub use crate::{
     conductor::{
-        ActionError, Conductor, DatabaseError, MARKER_VARIABLE, Paths, ServiceOutcome, Settings,
-        SetupError, ShutdownReport, StartOutcome, StartReport, StartupError, StoppedService,
-        UnknownService, Window, reclaim_orphans,
+        Conductor, DatabaseError, MARKER_VARIABLE, Paths, ServiceOutcome, Settings, SetupError,
+        ShutdownReport, StartOutcome, StartReport, StartupError, StoppedService, Window,
+        reclaim_orphans,
     },
     events::{Sequenced, Subscription},
+    failure::{ActionError, UnknownService},
     fleet::{RecordedGroup, RunState},
 };
 pub use conductor_registry::Registry;

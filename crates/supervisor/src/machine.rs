@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use conductor_protocol::ServiceState;
 
+use crate::failure::Failure;
+
 /// What the restart and health policy allows; copied from the registry at creation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Policy {
@@ -38,7 +40,7 @@ pub(crate) enum Phase {
     /// Disabled in the registry or skipped by feature selection.
     Disabled,
     /// Gave up; only a manual start or restart leaves this phase.
-    Failed { error: String },
+    Failed { error: Failure },
     /// Waiting out the restart backoff.
     BackingOff,
     /// About to spawn (the owner spawns at once and reports `Spawned` or `SpawnFailed`).
@@ -98,7 +100,7 @@ pub(crate) enum Event {
         pid: u32,
     },
     SpawnFailed {
-        error: String,
+        error: Failure,
     },
     Ready {
         at: Instant,
@@ -119,7 +121,7 @@ pub(crate) enum Event {
     BackoffElapsed,
     /// It will not be started because something it needs (a dependency) did not start.
     Abandoned {
-        error: String,
+        error: Failure,
     },
 }
 
@@ -134,7 +136,7 @@ pub(crate) enum Effect {
     /// Stop the process group (SIGTERM, wait, SIGKILL) and report `Exited`.
     Terminate,
     /// Emit a `service:error` event with this message.
-    ReportError(String),
+    ReportError(Failure),
 }
 
 /// One service's lifecycle state and the counters its policy needs.
@@ -146,7 +148,7 @@ pub(crate) struct Machine {
     restarts: u32,
     /// Consecutive failed liveness probes.
     probe_failures: u32,
-    last_error: Option<String>,
+    last_error: Option<Failure>,
 }
 
 impl Machine {
@@ -166,7 +168,7 @@ impl Machine {
     }
 
     /// A machine that starts out `failed` with `error` (its owner task was relaunched).
-    pub(crate) fn failed(policy: Policy, error: String) -> Machine {
+    pub(crate) fn failed(policy: Policy, error: Failure) -> Machine {
         Machine {
             phase: Phase::Failed {
                 error: error.clone(),
@@ -186,8 +188,8 @@ impl Machine {
         self.restarts
     }
 
-    pub(crate) fn last_error(&self) -> Option<&str> {
-        self.last_error.as_deref()
+    pub(crate) fn last_error(&self) -> Option<&Failure> {
+        self.last_error.as_ref()
     }
 
     /// Applies one event; returns what the owner must do. Pure: no I/O, no clock.
@@ -257,16 +259,14 @@ impl Machine {
             }
 
             (P::Spawning, E::Spawned { pid }) => (P::Starting { pid }, vec![]),
-            (P::Spawning, E::SpawnFailed { error }) => {
-                self.retry_or_fail(format!("failed to start: {error}"))
-            }
+            (P::Spawning, E::SpawnFailed { error }) => self.retry_or_fail(error),
 
             (P::Starting { pid }, E::Ready { at }) => {
                 self.probe_failures = 0;
                 (P::Running { pid, since: at }, vec![])
             }
             (P::Starting { pid }, E::NotReady { error }) => {
-                let message = format!("not ready: {error}");
+                let message = Failure::NotReady(error);
                 self.last_error = Some(message.clone());
                 (
                     P::Unhealthy { pid },
@@ -274,12 +274,12 @@ impl Machine {
                 )
             }
             (P::Starting { .. }, E::Exited { description, .. }) => {
-                self.retry_or_fail(format!("exited during startup ({description})"))
+                self.retry_or_fail(Failure::ExitedDuringStartup(description))
             }
 
             (P::Running { since, .. }, E::Exited { description, at }) => {
                 self.forgive_if_stable(since, at);
-                self.retry_or_fail(format!("exited unexpectedly ({description})"))
+                self.retry_or_fail(Failure::ExitedUnexpectedly(description))
             }
             (P::Running { pid, since }, E::ProbePassed { at }) => {
                 self.probe_failures = 0;
@@ -289,10 +289,10 @@ impl Machine {
             (P::Running { pid, since }, E::ProbeFailed { reason }) => {
                 self.probe_failures += 1;
                 if self.probe_failures >= self.policy.failure_threshold.max(1) {
-                    let message = format!(
-                        "health check failed {} times in a row: {reason}",
-                        self.probe_failures
-                    );
+                    let message = Failure::Unhealthy {
+                        count: self.probe_failures,
+                        reason,
+                    };
                     self.last_error = Some(message.clone());
                     (
                         P::Unhealthy { pid },
@@ -305,10 +305,10 @@ impl Machine {
 
             // The terminate ordered when probes failed has finished: this counts as a retry.
             (P::Unhealthy { .. }, E::Exited { .. }) => {
-                let error = self
-                    .last_error
-                    .clone()
-                    .unwrap_or_else(|| "unhealthy".to_owned());
+                let error = self.last_error.clone().unwrap_or(Failure::Unhealthy {
+                    count: self.probe_failures,
+                    reason: "unhealthy".to_owned(),
+                });
                 self.retry_or_fail_quietly(error)
             }
 
@@ -353,16 +353,19 @@ impl Machine {
         }
     }
 
-    fn retry_or_fail(&mut self, error: String) -> (Phase, Vec<Effect>) {
+    fn retry_or_fail(&mut self, error: Failure) -> (Phase, Vec<Effect>) {
         let (phase, mut effects) = self.retry_or_fail_quietly(error.clone());
         effects.insert(0, Effect::ReportError(error));
         (phase, effects)
     }
 
-    fn retry_or_fail_quietly(&mut self, error: String) -> (Phase, Vec<Effect>) {
+    fn retry_or_fail_quietly(&mut self, error: Failure) -> (Phase, Vec<Effect>) {
         self.last_error = Some(error.clone());
         if self.restarts >= self.policy.max_retries {
-            let error = format!("{error}; gave up after {} restarts", self.restarts);
+            let error = Failure::GaveUp {
+                last: Box::new(error),
+                restarts: self.restarts,
+            };
             self.last_error = Some(error.clone());
             (Phase::Failed { error }, vec![])
         } else {
@@ -407,7 +410,9 @@ mod tests {
     #[test]
     fn transition_table() {
         let t0 = Instant::now();
-        let failed = Phase::Failed { error: "x".into() };
+        let failed = Phase::Failed {
+            error: Failure::Spawn("x".into()),
+        };
         let running = Phase::Running { pid: 7, since: t0 };
         #[rustfmt::skip]
         let table: Vec<(Phase, Event, ServiceState, Vec<Effect>)> = vec![
@@ -430,7 +435,7 @@ mod tests {
             (running.clone(), Event::Spawned { pid: 8 }, ServiceState::Running, vec![]),
             (running.clone(), Event::BackoffElapsed, ServiceState::Running, vec![]),
             (running.clone(), exited(t0), ServiceState::Starting,
-                vec![Effect::ReportError("exited unexpectedly (exit code 1)".into()), Effect::ArmBackoff(Duration::from_secs(1))]),
+                vec![Effect::ReportError(Failure::ExitedUnexpectedly("exit code 1".into())), Effect::ArmBackoff(Duration::from_secs(1))]),
             (Phase::Unhealthy { pid: 7 }, Event::ProbeFailed { reason: "x".into() }, ServiceState::Unhealthy, vec![]),
             (Phase::Stopping { pid: 7, then: AfterStop::Stay }, exited(t0), ServiceState::Stopped, vec![]),
             (Phase::Stopping { pid: 7, then: AfterStop::Start }, exited(t0), ServiceState::Starting, vec![Effect::Spawn]),
@@ -475,6 +480,7 @@ mod tests {
             machine
                 .last_error()
                 .unwrap()
+                .to_string()
                 .contains("gave up after 3 restarts")
         );
     }
@@ -555,7 +561,7 @@ mod tests {
             Just(Event::RestartRequested),
             (1u32..5).prop_map(|pid| Event::Spawned { pid }),
             Just(Event::SpawnFailed {
-                error: "enoent".into()
+                error: Failure::Spawn("enoent".into())
             }),
             (0u64..120).prop_map(|s| Event::Ready {
                 at: base() + Duration::from_secs(s)
@@ -575,7 +581,7 @@ mod tests {
             }),
             Just(Event::BackoffElapsed),
             Just(Event::Abandoned {
-                error: "dependency failed".into()
+                error: Failure::DependencyFailed("db".into())
             }),
         ]
     }

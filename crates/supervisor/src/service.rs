@@ -21,6 +21,7 @@ use conductor_spawn::{ProcessGroup, SpawnSpec, StopOutcome};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
+    failure::{ActionError, Failure},
     fleet::Shared,
     machine::{Effect, Event, Machine, Phase, Policy},
 };
@@ -28,7 +29,7 @@ use crate::{
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// The answer to a start, stop or restart request.
-pub(crate) type Reply = oneshot::Sender<Result<(), String>>;
+pub(crate) type Reply = oneshot::Sender<Result<(), ActionError>>;
 
 /// A request to a service's owner task.
 pub(crate) enum Command {
@@ -36,7 +37,7 @@ pub(crate) enum Command {
     Stop(Reply),
     Restart(Reply),
     /// Mark it failed without starting it: a dependency did not start.
-    Abandon(String, Reply),
+    Abandon(Failure, Reply),
     /// Stop for good (conductor is quitting); answers how the process ended, if there was one.
     Shutdown(oneshot::Sender<Option<StopOutcome>>),
     /// Panic in the owner task: how tests prove a panic is contained. Not in shipped builds.
@@ -73,7 +74,7 @@ pub(crate) struct ServiceContext {
 /// service starts out `failed` with that error (a relaunch after its task panicked).
 pub(crate) fn launch(
     context: ServiceContext,
-    failed: Option<String>,
+    failed: Option<Failure>,
 ) -> (mpsc::Sender<Command>, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(32);
     let policy = Policy {
@@ -246,7 +247,7 @@ impl ServiceTask {
             Command::Panic => unreachable!("a panic is handled by the run loop"),
         };
         if goal == Goal::Up && self.shutting_down {
-            let _ = reply.send(Err("conductor is shutting down".to_owned()));
+            let _ = reply.send(Err(ActionError::ShuttingDown));
             return None;
         }
         if goal == Goal::Up && matches!(self.machine.phase(), Phase::Disabled) {
@@ -254,28 +255,26 @@ impl ServiceTask {
             return None;
         }
         if self.waiters.len() >= MAX_WAITERS {
-            let _ = reply.send(Err(format!(
-                "{MAX_WAITERS} requests are already waiting for service \"{}\" to settle; \
-                 retry once it has",
-                self.context.spec.name
-            )));
+            let _ = reply.send(Err(ActionError::Busy {
+                service: self.context.spec.name.clone(),
+                limit: MAX_WAITERS,
+            }));
             return None;
         }
         self.waiters.push((goal, reply));
         Some(event)
     }
 
-    fn disabled_reason(&self) -> String {
-        let name = &self.context.spec.name;
+    fn disabled_reason(&self) -> ActionError {
+        let service = self.context.spec.name.clone();
         match &self.context.spec.selection {
-            conductor_registry::Selection::SkippedByFeature(feature) => format!(
-                "service \"{name}\" belongs to feature \"{feature}\", which is not enabled; \
-                 enable it with --features {feature} or [app] features"
-            ),
-            _ => format!(
-                "service \"{name}\" is disabled in the registry; set enabled = true under \
-                 [services.{name}] to use it"
-            ),
+            conductor_registry::Selection::SkippedByFeature(feature) => {
+                ActionError::FeatureNotEnabled {
+                    service,
+                    feature: feature.clone(),
+                }
+            }
+            _ => ActionError::Disabled { service },
         }
     }
 
@@ -347,11 +346,13 @@ impl ServiceTask {
         let phase = self.machine.phase();
         let settled_up = match phase {
             Phase::Running { .. } => Some(Ok(())),
-            Phase::Failed { error } => Some(Err(error.clone())),
-            Phase::Stopped => Some(Err(format!(
-                "service \"{}\" was stopped before it became ready",
-                self.context.spec.name
-            ))),
+            Phase::Failed { error } => Some(Err(ActionError::Failed {
+                service: self.context.spec.name.clone(),
+                failure: error.clone(),
+            })),
+            Phase::Stopped => Some(Err(ActionError::StoppedBeforeReady {
+                service: self.context.spec.name.clone(),
+            })),
             _ => None,
         };
         let settled_down = matches!(
@@ -417,7 +418,7 @@ impl ServiceTask {
             Ok(process) => process,
             Err(err) => {
                 return Event::SpawnFailed {
-                    error: err.to_string(),
+                    error: Failure::Spawn(conductor_protocol::error_chain(&err)),
                 };
             }
         };
@@ -512,7 +513,8 @@ impl ServiceTask {
             .note_probe(self.context.index, SystemTime::now(), degraded);
     }
 
-    fn report_error(&self, message: String) {
+    fn report_error(&self, failure: Failure) {
+        let message = failure.to_string();
         let name = &self.context.spec.name;
         self.context.logs.record(
             name,
@@ -537,7 +539,7 @@ impl ServiceTask {
                 pid: phase.pid(),
                 running_since,
                 restarts: self.machine.restarts(),
-                last_error: self.machine.last_error().map(str::to_owned),
+                last_error: self.machine.last_error().map(Failure::to_string),
             },
             reason,
             &self.correlation_id,
@@ -547,18 +549,16 @@ impl ServiceTask {
 
 /// Why `spec`'s port cannot be used, naming the process that holds it; `None` if it is free.
 /// The one check behind both the startup preflight and each spawn.
-pub(crate) fn port_taken(spec: &ServiceSpec) -> Option<String> {
+pub(crate) fn port_taken(spec: &ServiceSpec) -> Option<Failure> {
     if conductor_spawn::port_is_free(spec.port) {
         return None;
     }
-    let holder = match conductor_spawn::port_holder(spec.port) {
-        Some(holder) => format!(" by pid {} ({})", holder.pid, holder.command_line),
-        None => String::new(),
-    };
-    Some(format!(
-        "port {} is already in use{holder}; stop that process or change services.{}.port",
-        spec.port, spec.name
-    ))
+    Some(Failure::PortTaken {
+        service: spec.name.clone(),
+        port: spec.port,
+        holder: conductor_spawn::port_holder(spec.port)
+            .map(|holder| format!("pid {} ({})", holder.pid, holder.command_line)),
+    })
 }
 
 fn describe_stop(outcome: &StopOutcome) -> String {
@@ -587,7 +587,7 @@ fn event_reason(event: &Event) -> String {
         Event::ProbePassed { .. } => "health probe passed".to_owned(),
         Event::ProbeFailed { reason } => format!("health probe failed: {reason}"),
         Event::BackoffElapsed => "backoff elapsed".to_owned(),
-        Event::Abandoned { error } => error.clone(),
+        Event::Abandoned { error } => error.to_string(),
     }
 }
 

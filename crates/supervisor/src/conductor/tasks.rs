@@ -1,0 +1,98 @@
+//! The fleet's background tasks: each service's owner task under its panic supervisor, the
+//! forwarder of log problems to `service:error`, and the reaper of adopted orphans.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+
+use crate::{
+    failure::Failure,
+    fleet::Shared,
+    service::{self, Command, ServiceContext},
+    sync::LockExt,
+};
+
+pub(super) async fn forward_log_problems(
+    mut problems: tokio::sync::broadcast::Receiver<conductor_logs::LogProblem>,
+    shared: Arc<Shared>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match problems.recv().await {
+            Ok(problem) => shared.report_error(&problem.service, problem.message),
+            Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => break,
+        }
+    }
+}
+
+/// nothing left to stop, so this is only reached if one is stuck.
+pub(super) const OWNER_END_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How often a service's owner task may panic and be relaunched before it stays gone: a bug
+/// that fires on every relaunch must not spin.
+const MAX_OWNER_RELAUNCHES: u32 = 10;
+
+/// Awaits a service's owner task and contains its panic (the panic policy, ARCHITECTURE.md):
+/// unwinding dropped its `ProcessGroup`, which SIGKILLed the group and its marked tree; the
+/// service is then marked `failed` with `lastError` saying so, by a fresh owner task that
+/// takes over the command queue, so a manual start works again and nothing else is touched.
+pub(super) async fn supervise_owner_task(
+    context: ServiceContext,
+    commands: Arc<Mutex<mpsc::Sender<Command>>>,
+    mut task: tokio::task::JoinHandle<()>,
+) {
+    let name = context.spec.name.clone();
+    for _ in 0..MAX_OWNER_RELAUNCHES {
+        let panic = match task.await {
+            Ok(()) => return,
+            Err(error) if error.is_panic() => panic_message(error.into_panic()),
+            // Aborted: the fleet is being dropped.
+            Err(_) => return,
+        };
+        let error = Failure::Panicked(panic);
+        tracing::error!(service = %name, "{error}");
+        context.shared.forget_group(&name);
+        context.shared.report_error(&name, error.to_string());
+        let (sender, next) = service::launch(context.clone(), Some(error));
+        *commands.lock_recovered() = sender;
+        task = next;
+    }
+    tracing::error!(service = %name, "the owner task keeps panicking; it is not relaunched again");
+    let _ = task.await;
+}
+
+/// The message of a panic payload (`panic!` with a literal or a formatted string).
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(message) => *message,
+        Err(payload) => match payload.downcast::<&'static str>() {
+            Ok(message) => (*message).to_owned(),
+            Err(_) => "a panic without a message".to_owned(),
+        },
+    }
+}
+
+/// Reaps the orphans adopted as subreaper, on every SIGCHLD, until the fleet is dropped.
+pub(super) async fn reap_adopted_orphans() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut sigchld = match signal(SignalKind::child()) {
+        Ok(sigchld) => sigchld,
+        Err(error) => {
+            tracing::warn!(%error, "cannot watch SIGCHLD; adopted orphans stay zombies");
+            return;
+        }
+    };
+    loop {
+        // A sweep reads /proc: keep it off the runtime's workers. No child is spawned there.
+        let n_reaped = tokio::task::spawn_blocking(conductor_spawn::reap_adopted)
+            .await
+            .unwrap_or(0);
+        if n_reaped > 0 {
+            tracing::debug!(n_reaped, "reaped adopted orphans");
+        }
+        if sigchld.recv().await.is_none() {
+            return;
+        }
+    }
+}
