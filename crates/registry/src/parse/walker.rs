@@ -1,0 +1,297 @@
+//! The generic part of reading spanned TOML: a table with its dotted path ([`Section`]) and
+//! readers that take one typed value out of it, reporting a missing, unknown or mistyped key
+//! where it is written and going on.
+//!
+//! Nothing here knows the registry's sections; which keys a table has and what they mean is
+//! the job of the section readers beside this file.
+
+use std::collections::BTreeMap;
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use crate::error::ProblemKind;
+use crate::suggest::closest;
+
+use super::ctx::Ctx;
+use super::{Span, Value};
+
+/// A table being read, with its dotted path for messages.
+pub(super) struct Section<'a, 'i> {
+    pub(super) table: &'a DeTable<'i>,
+    pub(super) path: String,
+    /// Where the table is named (its key), for problems about a key that is missing.
+    pub(super) span: Option<Span>,
+}
+
+impl<'a, 'i> Section<'a, 'i> {
+    pub(super) fn key_path(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    pub(super) fn get(&self, key: &str) -> Option<&'a Value<'i>> {
+        self.table.get(key)
+    }
+
+    /// Reports every key not in `known`, suggesting the closest known one.
+    pub(super) fn check_keys(&self, ctx: &mut Ctx<'_>, known: &[&'static str]) {
+        let mut keys: Vec<&Spanned<_>> = self.table.keys().collect();
+        keys.sort_by_key(|key| key.span().start);
+        for key in keys {
+            let name: &str = key.get_ref();
+            if known.contains(&name) {
+                continue;
+            }
+            let header = if self.path.is_empty() {
+                "at the top level".to_owned()
+            } else {
+                format!("in [{}]", self.path)
+            };
+            let help = match closest(name, known.iter().copied()) {
+                Some(suggestion) => format!(
+                    "did you mean \"{suggestion}\"? Keys allowed {header}: {}",
+                    known.join(", ")
+                ),
+                None => format!("remove it; keys allowed {header}: {}", known.join(", ")),
+            };
+            ctx.report_owned(
+                &self.key_path(name),
+                Some(key.span()),
+                ProblemKind::UnknownKey(name.to_owned()),
+                Some(help),
+            );
+        }
+    }
+
+    /// The sub-table under `key`; a value of another type is reported.
+    pub(super) fn table(&self, ctx: &mut Ctx<'_>, key: &str) -> Option<Section<'a, 'i>> {
+        let value = self.get(key)?;
+        let key_span = self.table.get_key_value(key).map(|(key, _)| key.span());
+        match value.get_ref() {
+            DeValue::Table(table) => Some(Section {
+                table,
+                path: self.key_path(key),
+                span: key_span,
+            }),
+            other => {
+                wrong_type(ctx, &self.key_path(key), value.span(), "a table", other);
+                None
+            }
+        }
+    }
+
+    pub(super) fn string(&self, ctx: &mut Ctx<'_>, key: &str) -> Option<Spanned<String>> {
+        let value = self.get(key)?;
+        as_string(ctx, &self.key_path(key), value)
+    }
+
+    /// A string that must not be empty or blank.
+    pub(super) fn word(&self, ctx: &mut Ctx<'_>, key: &str) -> Option<Spanned<String>> {
+        let value = self.string(ctx, key)?;
+        if value.get_ref().trim().is_empty() {
+            let help = if key == "command" {
+                "name the program to run, like \"node\" or \"./bin/server\""
+            } else {
+                "give it a value, or remove the key to use the default"
+            };
+            ctx.report(
+                &self.key_path(key),
+                Some(value.span()),
+                ProblemKind::Empty,
+                Some(help),
+            );
+            return None;
+        }
+        Some(value)
+    }
+
+    pub(super) fn strings(&self, ctx: &mut Ctx<'_>, key: &str) -> Option<Vec<Spanned<String>>> {
+        let value = self.get(key)?;
+        let location = self.key_path(key);
+        let DeValue::Array(items) = value.get_ref() else {
+            wrong_type(
+                ctx,
+                &location,
+                value.span(),
+                "an array of strings",
+                value.get_ref(),
+            );
+            return None;
+        };
+        let mut strings = Vec::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
+            if let Some(string) = as_string(ctx, &format!("{location}[{index}]"), item) {
+                strings.push(string);
+            }
+        }
+        Some(strings)
+    }
+
+    pub(super) fn bool(&self, ctx: &mut Ctx<'_>, key: &str) -> Option<bool> {
+        let value = self.get(key)?;
+        match value.get_ref() {
+            DeValue::Boolean(flag) => Some(*flag),
+            other => {
+                wrong_type(ctx, &self.key_path(key), value.span(), "a boolean", other);
+                None
+            }
+        }
+    }
+
+    pub(super) fn integer(&self, ctx: &mut Ctx<'_>, key: &str) -> Option<(i128, Span)> {
+        let value = self.get(key)?;
+        match value.get_ref() {
+            DeValue::Integer(integer) => {
+                // TOML integers are 64-bit, so this only fails on text the parser rejected.
+                let number =
+                    i128::from_str_radix(integer.as_str(), integer.radix()).unwrap_or(i128::MAX);
+                Some((number, value.span()))
+            }
+            other => {
+                wrong_type(ctx, &self.key_path(key), value.span(), "an integer", other);
+                None
+            }
+        }
+    }
+
+    pub(super) fn bounded<T: TryFrom<i128>>(
+        &self,
+        ctx: &mut Ctx<'_>,
+        key: &str,
+        min: i128,
+        max: i128,
+    ) -> Option<T> {
+        let (number, span) = self.integer(ctx, key)?;
+        let in_range = (min..=max).contains(&number);
+        match T::try_from(number) {
+            Ok(converted) if in_range => Some(converted),
+            _ => {
+                ctx.report(
+                    &self.key_path(key),
+                    Some(span),
+                    ProblemKind::OutOfRange {
+                        value: number,
+                        min,
+                        max,
+                    },
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    /// A string that must be one of `allowed`.
+    pub(super) fn choice(
+        &self,
+        ctx: &mut Ctx<'_>,
+        key: &str,
+        allowed: &'static [&'static str],
+    ) -> Option<Spanned<&'static str>> {
+        let value = self.string(ctx, key)?;
+        let text = value.get_ref().as_str();
+        if let Some(word) = allowed.iter().find(|word| **word == text) {
+            return Some(Spanned::new(value.span(), *word));
+        }
+        let help = closest(text, allowed.iter().copied())
+            .map(|word| format!("did you mean \"{word}\"?"))
+            .or_else(|| (key == "startup").then(|| {
+                "\"dependency\" starts each service once its dependencies are ready, \"sequential\" one at a time in file order".to_owned()
+            }));
+        ctx.report_owned(
+            &self.key_path(key),
+            Some(value.span()),
+            ProblemKind::UnknownChoice {
+                value: text.to_owned(),
+                allowed,
+            },
+            help,
+        );
+        None
+    }
+
+    /// A table of string values (`env = { NODE_ENV = "production" }`).
+    pub(super) fn env(&self, ctx: &mut Ctx<'_>, key: &str) -> Option<BTreeMap<String, String>> {
+        let section = self.table(ctx, key)?;
+        let mut env = BTreeMap::new();
+        let mut entries: Vec<_> = section.table.iter().collect();
+        entries.sort_by_key(|(name, _)| name.span().start);
+        for (name, value) in entries {
+            let location = section.key_path(name.get_ref());
+            if let DeValue::String(text) = value.get_ref() {
+                env.insert(name.get_ref().to_string(), text.to_string());
+            } else {
+                wrong_type(ctx, &location, value.span(), "a string", value.get_ref());
+                if let Some(problem) = ctx.problems.last_mut() {
+                    problem.help = Some(format!(
+                        "environment values are strings: write {} = \"…\" with quotes",
+                        name.get_ref()
+                    ));
+                }
+            }
+        }
+        Some(env)
+    }
+}
+
+fn as_string(ctx: &mut Ctx<'_>, location: &str, value: &Value<'_>) -> Option<Spanned<String>> {
+    match value.get_ref() {
+        DeValue::String(text) => Some(Spanned::new(value.span(), text.to_string())),
+        other => {
+            wrong_type(ctx, location, value.span(), "a string", other);
+            None
+        }
+    }
+}
+
+pub(super) fn wrong_type(
+    ctx: &mut Ctx<'_>,
+    location: &str,
+    span: Span,
+    expected: &'static str,
+    found: &DeValue<'_>,
+) {
+    let key = location.rsplit('.').next().unwrap_or(location);
+    let quote_help;
+    let help = match expected {
+        "a string" if key.ends_with(']') => "put each entry in double quotes",
+        "a string" => {
+            quote_help = format!("put the value in double quotes: {key} = \"…\"");
+            quote_help.as_str()
+        }
+        "an integer" => "write a whole number without quotes, like 3001",
+        "a boolean" => "write true or false, without quotes",
+        "an array of strings" => "write a list of quoted strings: [\"a\", \"b\"]",
+        "a table" => {
+            "write a table: a [header] line followed by key = value lines, or { key = value }"
+        }
+        "a duration string" => "write a quoted number with a unit, like \"10s\" or \"500ms\"",
+        "a size string" => "write a quoted size like \"10MB\", or a number of bytes",
+        _ => "",
+    };
+    ctx.report(
+        location,
+        Some(span),
+        ProblemKind::WrongType {
+            expected,
+            found: type_name(found),
+        },
+        (!help.is_empty()).then_some(help),
+    );
+}
+
+fn type_name(value: &DeValue<'_>) -> &'static str {
+    match value {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a date-time",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
