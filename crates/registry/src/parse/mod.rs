@@ -12,6 +12,7 @@ mod app;
 mod ctx;
 mod database;
 mod defaults;
+mod expected;
 mod health;
 mod logs;
 mod paths;

@@ -17,11 +17,12 @@ use crate::spec::{Selection, ServiceSpec, fallback};
 use super::Span;
 use super::ctx::Ctx;
 use super::defaults::Defaults;
+use super::expected::{Expected, wrong_type};
 use super::health::HealthDraft;
 use super::paths::{resolve, resolve_command};
 use super::platform::{CURRENT_PLATFORM, read_platforms};
 use super::restart::RestartDraft;
-use super::walker::{Section, wrong_type};
+use super::walker::Section;
 
 const SERVICE_KEYS: &[&str] = &[
     "port",
@@ -78,7 +79,13 @@ pub(super) fn read_services(
     for (name, value) in entries {
         let location = section.key_path(name.get_ref());
         let DeValue::Table(table) = value.get_ref() else {
-            wrong_type(ctx, &location, value.span(), "a table", value.get_ref());
+            wrong_type(
+                ctx,
+                &location,
+                value.span(),
+                Expected::Table,
+                value.get_ref(),
+            );
             if let Some(problem) = ctx.problems.last_mut() {
                 problem.help = Some(format!(
                     "declare a service as a table: [services.{}] with port and command",

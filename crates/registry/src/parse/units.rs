@@ -12,7 +12,8 @@ use crate::error::ProblemKind;
 use crate::units::{parse_duration, parse_size};
 
 use super::ctx::Ctx;
-use super::walker::{Section, wrong_type};
+use super::expected::{Expected, wrong_type};
+use super::walker::Section;
 
 impl Section<'_, '_> {
     /// A duration string; `positive` rejects zero where zero would mean busy-looping or
@@ -30,7 +31,7 @@ impl Section<'_, '_> {
                 ctx,
                 &location,
                 value.span(),
-                "a duration string",
+                Expected::DurationString,
                 value.get_ref(),
             );
             return None;
@@ -74,7 +75,7 @@ impl Section<'_, '_> {
                     .map_err(|_| "must be a positive number of bytes".to_owned()),
             ),
             other => {
-                wrong_type(ctx, &location, value.span(), "a size string", other);
+                wrong_type(ctx, &location, value.span(), Expected::SizeString, other);
                 return None;
             }
         };

@@ -14,6 +14,7 @@ use crate::error::ProblemKind;
 use crate::suggest::closest;
 
 use super::ctx::Ctx;
+use super::expected::{Expected, wrong_type};
 use super::{Span, Value};
 
 /// A table being read, with its dotted path for messages.
@@ -78,7 +79,13 @@ impl<'a, 'i> Section<'a, 'i> {
                 span: key_span,
             }),
             other => {
-                wrong_type(ctx, &self.key_path(key), value.span(), "a table", other);
+                wrong_type(
+                    ctx,
+                    &self.key_path(key),
+                    value.span(),
+                    Expected::Table,
+                    other,
+                );
                 None
             }
         }
@@ -117,7 +124,7 @@ impl<'a, 'i> Section<'a, 'i> {
                 ctx,
                 &location,
                 value.span(),
-                "an array of strings",
+                Expected::ArrayOfStrings,
                 value.get_ref(),
             );
             return None;
@@ -136,7 +143,13 @@ impl<'a, 'i> Section<'a, 'i> {
         match value.get_ref() {
             DeValue::Boolean(flag) => Some(*flag),
             other => {
-                wrong_type(ctx, &self.key_path(key), value.span(), "a boolean", other);
+                wrong_type(
+                    ctx,
+                    &self.key_path(key),
+                    value.span(),
+                    Expected::Boolean,
+                    other,
+                );
                 None
             }
         }
@@ -152,7 +165,13 @@ impl<'a, 'i> Section<'a, 'i> {
                 Some((number, value.span()))
             }
             other => {
-                wrong_type(ctx, &self.key_path(key), value.span(), "an integer", other);
+                wrong_type(
+                    ctx,
+                    &self.key_path(key),
+                    value.span(),
+                    Expected::Integer,
+                    other,
+                );
                 None
             }
         }
@@ -225,7 +244,13 @@ impl<'a, 'i> Section<'a, 'i> {
             if let DeValue::String(text) = value.get_ref() {
                 env.insert(name.get_ref().to_string(), text.to_string());
             } else {
-                wrong_type(ctx, &location, value.span(), "a string", value.get_ref());
+                wrong_type(
+                    ctx,
+                    &location,
+                    value.span(),
+                    Expected::String,
+                    value.get_ref(),
+                );
                 if let Some(problem) = ctx.problems.last_mut() {
                     problem.help = Some(format!(
                         "environment values are strings: write {} = \"…\" with quotes",
@@ -242,56 +267,8 @@ fn as_string(ctx: &mut Ctx<'_>, location: &str, value: &Value<'_>) -> Option<Spa
     match value.get_ref() {
         DeValue::String(text) => Some(Spanned::new(value.span(), text.to_string())),
         other => {
-            wrong_type(ctx, location, value.span(), "a string", other);
+            wrong_type(ctx, location, value.span(), Expected::String, other);
             None
         }
-    }
-}
-
-pub(super) fn wrong_type(
-    ctx: &mut Ctx<'_>,
-    location: &str,
-    span: Span,
-    expected: &'static str,
-    found: &DeValue<'_>,
-) {
-    let key = location.rsplit('.').next().unwrap_or(location);
-    let quote_help;
-    let help = match expected {
-        "a string" if key.ends_with(']') => "put each entry in double quotes",
-        "a string" => {
-            quote_help = format!("put the value in double quotes: {key} = \"…\"");
-            quote_help.as_str()
-        }
-        "an integer" => "write a whole number without quotes, like 3001",
-        "a boolean" => "write true or false, without quotes",
-        "an array of strings" => "write a list of quoted strings: [\"a\", \"b\"]",
-        "a table" => {
-            "write a table: a [header] line followed by key = value lines, or { key = value }"
-        }
-        "a duration string" => "write a quoted number with a unit, like \"10s\" or \"500ms\"",
-        "a size string" => "write a quoted size like \"10MB\", or a number of bytes",
-        _ => "",
-    };
-    ctx.report(
-        location,
-        Some(span),
-        ProblemKind::WrongType {
-            expected,
-            found: type_name(found),
-        },
-        (!help.is_empty()).then_some(help),
-    );
-}
-
-fn type_name(value: &DeValue<'_>) -> &'static str {
-    match value {
-        DeValue::String(_) => "a string",
-        DeValue::Integer(_) => "an integer",
-        DeValue::Float(_) => "a float",
-        DeValue::Boolean(_) => "a boolean",
-        DeValue::Datetime(_) => "a date-time",
-        DeValue::Array(_) => "an array",
-        DeValue::Table(_) => "a table",
     }
 }
