@@ -44,8 +44,8 @@ pub(super) fn read_defaults(
         .unwrap_or_default();
     Defaults {
         health,
-        ready_timeout: defaults.duration(ctx, "ready_timeout", true),
-        stop_timeout: defaults.duration(ctx, "stop_timeout", false),
+        ready_timeout: defaults.nonzero_duration(ctx, "ready_timeout"),
+        stop_timeout: defaults.duration(ctx, "stop_timeout"),
         restart: defaults
             .table(ctx, "restart")
             .map(|section| RestartDraft::read(ctx, &section))

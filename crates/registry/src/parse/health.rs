@@ -99,8 +99,8 @@ impl HealthDraft {
                 .map(|(args, span)| {
                     Spanned::new(span, args.into_iter().map(Spanned::into_inner).collect())
                 }),
-            interval: section.duration(ctx, "interval", true),
-            timeout: section.duration(ctx, "timeout", true),
+            interval: section.nonzero_duration(ctx, "interval"),
+            timeout: section.nonzero_duration(ctx, "timeout"),
             failure_threshold: section.bounded(ctx, "failure_threshold", 1, i128::from(u32::MAX)),
         }
     }

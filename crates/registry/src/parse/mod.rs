@@ -89,11 +89,7 @@ impl Registry {
             }
             return Err(ctx.into_error(path));
         }
-        let root = Section {
-            table: root.get_ref(),
-            path: String::new(),
-            span: None,
-        };
+        let root = Section::root(root.get_ref());
         let parsed = read_registry(&mut ctx, &root, paths::base_dir_of(path), options);
         crate::validate::check(&mut ctx, &parsed);
         if ctx.problems.is_empty() {

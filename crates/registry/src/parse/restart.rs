@@ -27,9 +27,9 @@ impl RestartDraft {
         section.check_keys(ctx, RESTART_KEYS);
         RestartDraft {
             max_retries: section.bounded(ctx, "max_retries", 0, i128::from(u32::MAX)),
-            backoff: section.duration(ctx, "backoff", false),
-            backoff_max: section.duration(ctx, "backoff_max", false),
-            reset_after: section.duration(ctx, "reset_after", false),
+            backoff: section.duration(ctx, "backoff"),
+            backoff_max: section.duration(ctx, "backoff_max"),
+            reset_after: section.duration(ctx, "reset_after"),
         }
     }
 

@@ -237,11 +237,11 @@ fn read_service(
         selection,
         health,
         ready_timeout: service
-            .duration(ctx, "ready_timeout", true)
+            .nonzero_duration(ctx, "ready_timeout")
             .or(defaults.ready_timeout)
             .unwrap_or(fallback::READY_TIMEOUT),
         stop_timeout: service
-            .duration(ctx, "stop_timeout", false)
+            .duration(ctx, "stop_timeout")
             .or(defaults.stop_timeout)
             .unwrap_or(fallback::STOP_TIMEOUT),
         restart,

@@ -16,13 +16,25 @@ use super::expected::{Expected, wrong_type};
 use super::walker::Section;
 
 impl Section<'_, '_> {
-    /// A duration string; `positive` rejects zero where zero would mean busy-looping or
-    /// giving up at once.
-    pub(super) fn duration(
+    /// A duration string where zero has a meaning: restart at once, kill without waiting.
+    pub(super) fn duration(&self, ctx: &mut Ctx<'_>, key: &str) -> Option<Duration> {
+        self.duration_unless(ctx, key, |_| None)
+    }
+
+    /// A duration string that must be greater than zero: a zero probe interval would
+    /// busy-loop, and a zero timeout would give up before anything could answer.
+    pub(super) fn nonzero_duration(&self, ctx: &mut Ctx<'_>, key: &str) -> Option<Duration> {
+        self.duration_unless(ctx, key, |duration| {
+            duration.is_zero().then_some("must be greater than zero")
+        })
+    }
+
+    /// A duration string, reported as invalid when `reject` gives a reason for its value.
+    fn duration_unless(
         &self,
         ctx: &mut Ctx<'_>,
         key: &str,
-        positive: bool,
+        reject: impl FnOnce(Duration) -> Option<&'static str>,
     ) -> Option<Duration> {
         let value = self.get(key)?;
         let location = self.key_path(key);
@@ -36,11 +48,9 @@ impl Section<'_, '_> {
             );
             return None;
         };
-        let reason = match parse_duration(text) {
-            Ok(duration) if positive && duration.is_zero() => {
-                "must be greater than zero".to_owned()
-            }
-            Ok(duration) => return Some(duration),
+        let reason = match parse_duration(text).map(|duration| (duration, reject(duration))) {
+            Ok((duration, None)) => return Some(duration),
+            Ok((_, Some(reason))) => reason.to_owned(),
             Err(error) => error.to_string(),
         };
         ctx.report(
@@ -94,5 +104,96 @@ impl Section<'_, '_> {
             help,
         );
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::parse::walker::read_toml;
+    use super::*;
+
+    const DURATION_HELP: &str =
+        "  help: write a number with a unit: \"500ms\", \"10s\", \"2m\", \"1h 30m\"";
+    const SIZE_HELP: &str = "  help: write a whole number with a unit: \"512KB\", \"10MB\", \"1GB\" (1 KB = 1024 bytes)";
+
+    #[test]
+    fn zero_is_a_duration_but_not_a_nonzero_one() {
+        let (read, problems) = read_toml("backoff = \"0s\"\ninterval = \"0s\"\n", |ctx, root| {
+            (
+                root.duration(ctx, "backoff"),
+                root.nonzero_duration(ctx, "interval"),
+            )
+        });
+        assert_eq!(read, (Some(Duration::ZERO), None));
+        assert_eq!(
+            problems,
+            [format!(
+                "2:12: interval: \"0s\" is not a valid duration: must be greater than zero\n{DURATION_HELP}"
+            )]
+        );
+    }
+
+    #[test]
+    fn nonzero_duration_keeps_a_positive_value() {
+        let read = read_toml("timeout = \"1m 30s\"\n", |ctx, root| {
+            root.nonzero_duration(ctx, "timeout")
+        });
+        assert_eq!(read, (Some(Duration::from_secs(90)), vec![]));
+    }
+
+    #[test]
+    fn a_bare_number_is_not_a_duration_and_nonsense_says_why() {
+        let (read, problems) = read_toml("timeout = 30\nbackoff = \"soon\"\n", |ctx, root| {
+            (
+                root.nonzero_duration(ctx, "timeout"),
+                root.duration(ctx, "backoff"),
+            )
+        });
+        assert_eq!(read, (None, None));
+        assert_eq!(
+            problems,
+            [
+                "1:11: timeout: expected a duration string, found an integer\n  help: write a quoted number with a unit, like \"10s\" or \"500ms\"".to_owned(),
+                format!("2:11: backoff: \"soon\" is not a valid duration: expected number at 0\n{DURATION_HELP}"),
+            ]
+        );
+    }
+
+    #[test]
+    fn sizes_are_strings_with_a_unit_or_a_count_of_bytes() {
+        let read = read_toml("max_size = \"10MB\"\ntail_bytes = 2048\n", |ctx, root| {
+            (root.size(ctx, "max_size"), root.size(ctx, "tail_bytes"))
+        });
+        assert_eq!(read, ((Some(10 << 20), Some(2048)), vec![]));
+    }
+
+    #[test]
+    fn sizes_of_zero_or_below_and_other_types_are_rejected() {
+        let text = "a = 0\nb = \"0KB\"\nc = -1\nd = true\n";
+        let (read, problems) = read_toml(text, |ctx, root| {
+            ["a", "b", "c", "d"].map(|key| root.size(ctx, key))
+        });
+        assert_eq!(read, [None; 4]);
+        assert_eq!(
+            problems,
+            [
+                format!("1:5: a: \"0\" is not a valid size: must be greater than zero\n{SIZE_HELP}"),
+                format!("2:5: b: \"0KB\" is not a valid size: must be greater than zero\n{SIZE_HELP}"),
+                format!("3:5: c: \"-1\" is not a valid size: must be a positive number of bytes\n{SIZE_HELP}"),
+                "4:5: d: expected a size string, found a boolean\n  help: write a quoted size like \"10MB\", or a number of bytes".to_owned(),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_absent_key_is_no_value_and_no_problem() {
+        let read = read_toml("", |ctx, root| {
+            (
+                root.duration(ctx, "backoff"),
+                root.nonzero_duration(ctx, "interval"),
+                root.size(ctx, "max_size"),
+            )
+        });
+        assert_eq!(read, ((None, None, None), vec![]));
     }
 }

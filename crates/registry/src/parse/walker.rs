@@ -26,6 +26,15 @@ pub(super) struct Section<'a, 'i> {
 }
 
 impl<'a, 'i> Section<'a, 'i> {
+    /// The document's top-level table, whose keys have no prefix.
+    pub(super) fn root(table: &'a DeTable<'i>) -> Self {
+        Section {
+            table,
+            path: String::new(),
+            span: None,
+        }
+    }
+
     pub(super) fn key_path(&self, key: &str) -> String {
         if self.path.is_empty() {
             key.to_owned()
@@ -271,4 +280,28 @@ fn as_string(ctx: &mut Ctx<'_>, location: &str, value: &Value<'_>) -> Option<Spa
             None
         }
     }
+}
+
+/// Runs `read` on the top-level table of `text`, for the readers' unit tests: gives what it
+/// read and each problem as the user sees it (`line:column: location: what`, then its help).
+#[cfg(test)]
+pub(super) fn read_toml<T>(
+    text: &str,
+    read: impl FnOnce(&mut Ctx<'_>, &Section<'_, '_>) -> T,
+) -> (T, Vec<String>) {
+    let root = match DeTable::parse(text) {
+        Ok(root) => root,
+        Err(error) => panic!("the test's TOML must parse: {error}"),
+    };
+    let mut ctx = Ctx::new(text);
+    let read = read(&mut ctx, &Section::root(root.get_ref()));
+    let problems = ctx
+        .problems
+        .iter()
+        .map(|problem| match &problem.help {
+            Some(help) => format!("{problem}\n  help: {help}"),
+            None => problem.to_string(),
+        })
+        .collect();
+    (read, problems)
 }
