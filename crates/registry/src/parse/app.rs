@@ -117,3 +117,60 @@ fn read_window(ctx: &mut Ctx<'_>, window: &Section<'_, '_>, base_dir: &Path) -> 
         env,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::walker::read_toml;
+
+    fn app(text: &str, options: &LoadOptions) -> (AppSpec, Vec<String>) {
+        read_toml(text, |ctx, root| {
+            read_app(ctx, root, Path::new("/srv/demo"), options)
+        })
+    }
+
+    #[test]
+    fn a_window_without_a_command_is_dropped_but_its_other_keys_are_checked() {
+        let (spec, problems) = app(
+            "[app]\nname = \"Demo\"\n[app.window]\nargs = [1]\n",
+            &LoadOptions::default(),
+        );
+        assert_eq!(spec.window, None);
+        assert_eq!(
+            problems,
+            [
+                "3:6: app.window: missing key \"command\"\n  help: add command = \"…\": the program that shows the app's window",
+                "4:9: app.window.args[0]: expected a string, found an integer\n  help: put each entry in double quotes",
+            ]
+        );
+    }
+
+    #[test]
+    fn command_line_features_replace_the_file_s_even_without_an_app_table() {
+        let options = LoadOptions {
+            features: Some(vec!["gpu".to_owned()]),
+        };
+        let (with_table, _) = app("[app]\nname = \"Demo\"\nfeatures = [\"ocr\"]\n", &options);
+        assert_eq!(with_table.features, ["gpu"]);
+        let (without_table, problems) = app("", &options);
+        assert_eq!(without_table.features, ["gpu"]);
+        assert_eq!(
+            problems,
+            [
+                "app.name: missing key \"name\"\n  help: add name = \"MyApp\" under [app]; it names the data directory and the default database"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_app_name_must_not_be_a_path() {
+        let (spec, problems) = app("[app]\nname = \"a/b\"\n", &LoadOptions::default());
+        assert_eq!(spec.name, "");
+        assert_eq!(
+            problems,
+            [
+                "2:8: app.name: \"a/b\" must not contain / or \\\n  help: the name is used as a directory name"
+            ]
+        );
+    }
+}

@@ -76,3 +76,39 @@ impl<'t> Ctx<'t> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_count_characters_not_bytes() {
+        let text = "[a]\nname = \"é\" x\n";
+        let ctx = Ctx::new(text);
+        let x_at = text.find('x').unwrap_or_default();
+        assert_eq!(ctx.line_col(0), (1, 1));
+        assert_eq!(ctx.line_col(4), (2, 1));
+        assert_eq!(ctx.line_col(x_at), (2, 12));
+        // Past the end (an error at end of input) stays on the last line.
+        assert_eq!(ctx.line_col(text.len() + 5), (3, 1));
+    }
+
+    #[test]
+    fn problems_are_put_in_file_order_with_placeless_ones_last() {
+        let mut ctx = Ctx::new("a = 1\nb = 2\n");
+        ctx.report("services", None, ProblemKind::EmptyRegistry, None);
+        ctx.report("b", Some(6..7), ProblemKind::Empty, None);
+        ctx.report("a", Some(0..1), ProblemKind::Empty, Some("help"));
+        let error = ctx.into_error(Path::new("conductor.toml"));
+        let order: Vec<(&str, Option<(usize, usize)>)> = error
+            .problems
+            .iter()
+            .map(|problem| (problem.location.as_str(), problem.line_col))
+            .collect();
+        assert_eq!(
+            order,
+            [("a", Some((1, 1))), ("b", Some((2, 1))), ("services", None)]
+        );
+        assert_eq!(error.file, Path::new("conductor.toml"));
+    }
+}

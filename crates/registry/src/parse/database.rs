@@ -31,3 +31,27 @@ pub(super) fn read_database(
             .map(|path| resolve(base_dir, path.get_ref())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::parse::walker::read_toml;
+
+    #[test]
+    fn paths_are_made_absolute_and_an_empty_one_is_reported() {
+        let text = "[database]\npath = \"data/app.db\"\nmigrations = \"\"\n";
+        let (spec, problems) = read_toml(text, |ctx, root| {
+            read_database(ctx, root, Path::new("/srv/demo"))
+        });
+        assert_eq!(spec.path, Some(PathBuf::from("/srv/demo/data/app.db")));
+        assert_eq!(spec.migrations, None);
+        assert_eq!(
+            problems,
+            [
+                "3:14: database.migrations: must not be empty\n  help: give it a value, or remove the key to use the default"
+            ]
+        );
+    }
+}

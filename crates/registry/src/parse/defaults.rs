@@ -52,3 +52,25 @@ pub(super) fn read_defaults(
             .unwrap_or_default(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::walker::read_toml;
+
+    #[test]
+    fn defaults_are_kept_as_written_and_their_own_probe_problems_reported() {
+        let text = "[defaults]\nstop_timeout = \"0s\"\nhealth = { kind = \"exec\" }\n";
+        let (defaults, problems) = read_toml(text, |ctx, root| {
+            read_defaults(ctx, root, Path::new("/srv/demo"))
+        });
+        assert_eq!(defaults.ready_timeout, None);
+        assert_eq!(defaults.stop_timeout, Some(Duration::ZERO));
+        assert_eq!(
+            problems,
+            [
+                "3:1: defaults.health: missing key \"command\"\n  help: kind = \"exec\" runs a command: add command = \"…\" (and args = [ … ])"
+            ]
+        );
+    }
+}

@@ -183,3 +183,94 @@ impl HealthDraft {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::walker::read_toml;
+
+    /// Reads `[d]` as the defaults and `[s]` as a service's table, and resolves the service's.
+    fn resolve_service(text: &str) -> (HealthSpec, Vec<String>) {
+        read_toml(text, |ctx, root| {
+            let read = |ctx: &mut Ctx<'_>, key| {
+                root.table(ctx, key)
+                    .map(|section| HealthDraft::read(ctx, &section))
+                    .unwrap_or_default()
+            };
+            let defaults = read(ctx, "d");
+            read(ctx, "s").resolve(ctx, "s", &defaults, Path::new("/srv/demo"))
+        })
+    }
+
+    #[test]
+    fn a_service_falls_back_to_the_defaults_key_by_key() {
+        let (health, problems) = resolve_service(
+            "[d]\nkind = \"exec\"\ncommand = \"bin/probe\"\ninterval = \"1s\"\n[s]\nargs = [\"-q\"]\n",
+        );
+        assert_eq!(
+            health,
+            HealthSpec {
+                check: HealthCheck::Exec {
+                    command: "/srv/demo/bin/probe".to_owned(),
+                    args: vec!["-q".to_owned()],
+                },
+                interval: Duration::from_secs(1),
+                timeout: fallback::TIMEOUT,
+                failure_threshold: fallback::FAILURE_THRESHOLD,
+            }
+        );
+        assert_eq!(problems, Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_key_of_another_kind_is_blamed_on_the_table_that_names_it() {
+        // The defaults' path is no problem of the service's tcp probe; its own path is.
+        let (health, problems) =
+            resolve_service("[d]\npath = \"/ready\"\n[s]\nkind = \"tcp\"\npath = \"/x\"\n");
+        assert_eq!(health.check, HealthCheck::Tcp);
+        assert_eq!(
+            problems,
+            [
+                "5:8: s.path: \"path\" only applies to kind = \"http\", but the kind is \"tcp\"\n  help: remove the key, or change kind"
+            ]
+        );
+    }
+
+    #[test]
+    fn exec_without_a_command_is_reported_only_where_the_kind_is_chosen() {
+        let (_, from_defaults) = resolve_service("[d]\nkind = \"exec\"\n[s]\ninterval = \"1s\"\n");
+        assert_eq!(from_defaults, Vec::<String>::new());
+        let (health, own) = resolve_service("[s]\nkind = \"exec\"\n");
+        assert_eq!(
+            own,
+            [
+                "1:2: s: missing key \"command\"\n  help: kind = \"exec\" runs a command: add command = \"…\" (and args = [ … ])"
+            ]
+        );
+        assert_eq!(
+            health.check,
+            HealthCheck::Exec {
+                command: String::new(),
+                args: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn an_http_path_must_start_with_a_slash() {
+        let (health, problems) = resolve_service("[s]\npath = \"ready\"\n");
+        // Reported, yet kept: the probe is built from what was written.
+        assert_eq!(
+            health.check,
+            HealthCheck::Http {
+                path: "ready".to_owned()
+            }
+        );
+        assert_eq!(
+            problems,
+            [
+                "2:8: s.path: \"ready\" must start with /\n  help: write the HTTP path from its leading /, like \"/health\""
+            ]
+        );
+    }
+}

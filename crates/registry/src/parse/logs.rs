@@ -30,3 +30,24 @@ pub(super) fn read_logs(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> LogsSpec {
     }
     spec
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::walker::read_toml;
+
+    #[test]
+    fn keys_left_out_keep_their_defaults() {
+        let (spec, problems) =
+            read_toml("[logs]\nmax_files = 3\ntail_bytes = \"1KB\"\n", read_logs);
+        assert_eq!(
+            spec,
+            LogsSpec {
+                max_files: 3,
+                tail_bytes: 1024,
+                ..LogsSpec::default()
+            }
+        );
+        assert_eq!(problems, Vec::<String>::new());
+    }
+}

@@ -38,3 +38,52 @@ pub(super) fn resolve_command(base: &Path, command: &str) -> String {
         command.to_owned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_join_the_base_and_absolute_ones_stay() {
+        let base = Path::new("/srv/demo");
+        assert_eq!(
+            resolve(base, "./data/./app.db"),
+            Path::new("/srv/demo/data/app.db")
+        );
+        assert_eq!(
+            resolve(base, "/var/lib/app.db"),
+            Path::new("/var/lib/app.db")
+        );
+        // `..` is kept: dropping it would be wrong behind a symlink.
+        assert_eq!(resolve(base, "../shared"), Path::new("/srv/demo/../shared"));
+        // The base is relative when the current directory is unreadable; a leading `.` is
+        // the one that `Path::components` keeps.
+        assert_eq!(resolve(Path::new("."), "./bin"), Path::new("bin"));
+    }
+
+    #[test]
+    fn a_command_with_a_separator_is_a_path_and_a_bare_name_is_left_for_path_lookup() {
+        let base = Path::new("/srv/demo");
+        assert_eq!(resolve_command(base, "node"), "node");
+        assert_eq!(
+            resolve_command(base, "./bin/server"),
+            "/srv/demo/bin/server"
+        );
+        assert_eq!(resolve_command(base, "bin/server"), "/srv/demo/bin/server");
+    }
+
+    #[test]
+    fn the_base_dir_is_absolute_even_for_a_bare_file_name() {
+        assert_eq!(
+            base_dir_of(Path::new("/srv/./demo/conductor.toml")),
+            Path::new("/srv/demo")
+        );
+        let base_dir = base_dir_of(Path::new("conductor.toml"));
+        assert!(base_dir.is_absolute(), "{}", base_dir.display());
+        assert!(
+            !base_dir.components().any(|c| c == Component::CurDir),
+            "{}",
+            base_dir.display()
+        );
+    }
+}

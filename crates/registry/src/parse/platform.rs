@@ -68,3 +68,54 @@ fn read_overrides(ctx: &mut Ctx<'_>, table: &Section<'_, '_>) -> Overrides {
         env: table.env(ctx, "env").unwrap_or_default(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::walker::read_toml;
+
+    #[test]
+    fn only_the_current_platform_applies_but_every_platform_is_checked() {
+        let other = if CURRENT_PLATFORM == "linux" {
+            "windows"
+        } else {
+            "linux"
+        };
+        let text = format!(
+            "[platform.{CURRENT_PLATFORM}]\ncommand = \"\"\nargs = [\"a\"]\nenv = {{ A = \"1\" }}\n[platform.{other}]\ncommand = \"other\"\nshell = \"x\"\n"
+        );
+        let (overrides, problems) = read_toml(&text, read_platforms);
+        assert_eq!(overrides.command, None);
+        assert!(overrides.command_given);
+        assert_eq!(overrides.args, Some(vec!["a".to_owned()]));
+        assert_eq!(overrides.cwd, None);
+        assert_eq!(
+            overrides.env,
+            BTreeMap::from([("A".to_owned(), "1".to_owned())])
+        );
+        assert_eq!(
+            problems,
+            [
+                format!(
+                    "2:11: platform.{CURRENT_PLATFORM}.command: must not be empty\n  help: name the program to run, like \"node\" or \"./bin/server\""
+                ),
+                format!(
+                    "7:1: platform.{other}.shell: unknown key \"shell\"\n  help: remove it; keys allowed in [platform.{other}]: command, args, env, cwd"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn no_table_for_the_current_platform_overrides_nothing() {
+        let (overrides, problems) = read_toml("[platform.plan9]\n", read_platforms);
+        assert!(overrides.command.is_none() && !overrides.command_given);
+        assert!(overrides.args.is_none() && overrides.env.is_empty());
+        assert_eq!(
+            problems,
+            [
+                "1:11: platform.plan9: unknown key \"plan9\"\n  help: remove it; keys allowed in [platform]: linux, macos, windows"
+            ]
+        );
+    }
+}

@@ -52,3 +52,33 @@ impl RestartDraft {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::walker::read_toml;
+
+    #[test]
+    fn each_key_falls_back_to_the_defaults_then_to_the_spec() {
+        let text = "[d]\nmax_retries = 7\nbackoff = \"2s\"\n[s]\nbackoff = \"0s\"\n";
+        let (restart, problems) = read_toml(text, |ctx, root| {
+            let mut read = |key| {
+                root.table(ctx, key)
+                    .map(|section| RestartDraft::read(ctx, &section))
+                    .unwrap_or_default()
+            };
+            let defaults = read("d");
+            read("s").resolve(&defaults)
+        });
+        assert_eq!(
+            restart,
+            RestartSpec {
+                max_retries: 7,
+                backoff: Duration::ZERO,
+                backoff_max: fallback::BACKOFF_MAX,
+                reset_after: fallback::RESET_AFTER,
+            }
+        );
+        assert_eq!(problems, Vec::<String>::new());
+    }
+}

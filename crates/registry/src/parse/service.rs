@@ -252,3 +252,70 @@ fn read_service(
     };
     (spec, places)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::walker::read_toml;
+
+    fn services(text: &str) -> (Services, Vec<String>) {
+        read_toml(text, |ctx, root| {
+            read_services(ctx, root, Path::new("/srv/demo"), &Defaults::default(), &[])
+        })
+    }
+
+    #[test]
+    fn usable_names_are_file_and_environment_safe() {
+        for name in ["records", "pdf-export", "ocr_gpu", "s1", "1st"] {
+            assert!(is_usable_name(name), "{name}");
+        }
+        for name in ["", "-records", "_x", "bad name", "a/b", "a.b", "é"] {
+            assert!(!is_usable_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_service_that_is_not_a_table_is_reported_and_left_out() {
+        let (read, problems) = services(
+            "[services]\nbroken = 3001\n[services.records]\nport = 3001\ncommand = \"node\"\n",
+        );
+        let names: Vec<&str> = read.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["records"]);
+        assert!(read.has_services);
+        assert_eq!(
+            problems,
+            [
+                "2:10: services.broken: expected a table, found an integer\n  help: declare a service as a table: [services.broken] with port and command"
+            ]
+        );
+    }
+
+    #[test]
+    fn places_point_at_the_port_and_each_kept_dependency() {
+        let text = "[services.a]\nport = 1\ncommand = \"x\"\ndepends_on = [\"b\", \"b\", \"c\"]\n";
+        let (read, problems) = services(text);
+        let span_of = |needle: &str, nth: usize| {
+            let start = text.match_indices(needle).nth(nth).map_or(0, |(at, _)| at);
+            start..start + needle.len()
+        };
+        let [place] = &read.places[..] else {
+            panic!("one service, one place: {}", read.places.len());
+        };
+        assert_eq!(place.port, Some(span_of("1", 0)));
+        assert_eq!(place.depends_on, [span_of("\"b\"", 0), span_of("\"c\"", 0)]);
+        assert_eq!(read.services[0].depends_on, ["b", "c"]);
+        assert_eq!(
+            problems,
+            [
+                "4:20: services.a.depends_on: \"b\" is listed more than once\n  help: list each dependency once"
+            ]
+        );
+    }
+
+    #[test]
+    fn no_services_table_means_no_services() {
+        let (read, problems) = services("[app]\n");
+        assert!(read.services.is_empty() && !read.has_services);
+        assert_eq!(problems, Vec::<String>::new());
+    }
+}

@@ -109,8 +109,8 @@ impl Section<'_, '_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::parse::walker::read_toml;
     use super::*;
+    use crate::parse::walker::read_toml;
 
     const DURATION_HELP: &str =
         "  help: write a number with a unit: \"500ms\", \"10s\", \"2m\", \"1h 30m\"";

@@ -305,3 +305,157 @@ pub(super) fn read_toml<T>(
         .collect();
     (read, problems)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sub_table_knows_its_dotted_path_and_where_it_is_named() {
+        let text = "[services.a]\nport = 1\n";
+        let (read, problems) = read_toml(text, |ctx, root| {
+            let services = root.table(ctx, "services")?;
+            let service = services.table(ctx, "a")?;
+            Some((service.key_path("port"), service.path, service.span))
+        });
+        let name_at = text.find('a').unwrap_or_default();
+        assert_eq!(
+            read,
+            Some((
+                "services.a.port".to_owned(),
+                "services.a".to_owned(),
+                Some(name_at..name_at + 1)
+            ))
+        );
+        assert_eq!(problems, Vec::<String>::new());
+    }
+
+    #[test]
+    fn unknown_keys_are_reported_in_file_order_with_the_closest_known_key() {
+        let text = "zzz = 1\nprot = 2\n[x]\ncomand = 3\n";
+        let (_, problems) = read_toml(text, |ctx, root| {
+            root.check_keys(ctx, &["port", "x"]);
+            if let Some(x) = root.table(ctx, "x") {
+                x.check_keys(ctx, &["command"]);
+            }
+        });
+        assert_eq!(
+            problems,
+            [
+                "1:1: zzz: unknown key \"zzz\"\n  help: remove it; keys allowed at the top level: port, x",
+                "2:1: prot: unknown key \"prot\"\n  help: did you mean \"port\"? Keys allowed at the top level: port, x",
+                "4:1: x.comand: unknown key \"comand\"\n  help: did you mean \"command\"? Keys allowed in [x]: command",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_blank_word_is_reported_with_help_for_its_key() {
+        let (read, problems) = read_toml("command = \" \"\nname = \"\"\n", |ctx, root| {
+            (root.word(ctx, "command"), root.word(ctx, "name"))
+        });
+        assert_eq!(read, (None, None));
+        assert_eq!(
+            problems,
+            [
+                "1:11: command: must not be empty\n  help: name the program to run, like \"node\" or \"./bin/server\"",
+                "2:8: name: must not be empty\n  help: give it a value, or remove the key to use the default",
+            ]
+        );
+    }
+
+    #[test]
+    fn strings_keeps_the_strings_and_reports_each_other_entry_by_index() {
+        let (read, problems) = read_toml("args = [\"a\", 1, \"b\"]\n", |ctx, root| {
+            root.strings(ctx, "args").map(|args| {
+                args.into_iter()
+                    .map(Spanned::into_inner)
+                    .collect::<Vec<_>>()
+            })
+        });
+        assert_eq!(read, Some(vec!["a".to_owned(), "b".to_owned()]));
+        assert_eq!(
+            problems,
+            [
+                "1:14: args[1]: expected a string, found an integer\n  help: put each entry in double quotes"
+            ]
+        );
+    }
+
+    #[test]
+    fn integers_keep_their_radix_and_bounded_reports_the_allowed_range() {
+        let (read, problems) = read_toml(
+            "mask = 0x10\nretries = 0\nhuge = 5000000000\n",
+            |ctx, root| {
+                (
+                    root.integer(ctx, "mask").map(|(number, _)| number),
+                    root.bounded::<u32>(ctx, "retries", 1, 10),
+                    root.bounded::<u32>(ctx, "huge", 0, i128::MAX),
+                )
+            },
+        );
+        assert_eq!(read, (Some(16), None, None));
+        assert_eq!(
+            problems,
+            [
+                "2:11: retries: 0 is out of range (allowed: 1 to 10)".to_owned(),
+                format!(
+                    "3:8: huge: 5000000000 is out of range (allowed: 0 to {})",
+                    i128::MAX
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_choice_suggests_the_closest_word_or_explains_the_startup_modes() {
+        const MODES: &[&str] = &["dependency", "sequential"];
+        let (read, problems) =
+            read_toml("kind = \"sequental\"\nstartup = \"fast\"\n", |ctx, root| {
+                (
+                    root.choice(ctx, "kind", MODES),
+                    root.choice(ctx, "startup", MODES),
+                )
+            });
+        assert_eq!(read, (None, None));
+        assert_eq!(
+            problems,
+            [
+                "1:8: kind: \"sequental\" is not one of \"dependency\", \"sequential\"\n  help: did you mean \"sequential\"?",
+                "2:11: startup: \"fast\" is not one of \"dependency\", \"sequential\"\n  help: \"dependency\" starts each service once its dependencies are ready, \"sequential\" one at a time in file order",
+            ]
+        );
+    }
+
+    #[test]
+    fn env_keeps_string_values_and_asks_for_quotes_around_the_others() {
+        let (read, problems) = read_toml("env = { A = \"1\", B = 2 }\n", |ctx, root| {
+            root.env(ctx, "env")
+        });
+        assert_eq!(
+            read,
+            Some(BTreeMap::from([("A".to_owned(), "1".to_owned())]))
+        );
+        assert_eq!(
+            problems,
+            [
+                "1:22: env.B: expected a string, found an integer\n  help: environment values are strings: write B = \"…\" with quotes"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_missing_key_is_no_value_and_no_problem() {
+        let (read, problems) = read_toml("", |ctx, root| {
+            (
+                root.table(ctx, "t").is_none(),
+                root.string(ctx, "s"),
+                root.bool(ctx, "b"),
+                root.integer(ctx, "i"),
+                root.env(ctx, "env"),
+            )
+        });
+        assert_eq!(read, (true, None, None, None, None));
+        assert_eq!(problems, Vec::<String>::new());
+    }
+}
