@@ -3,9 +3,10 @@
 //! The text is parsed into toml's spanned document tree and walked by hand rather than through
 //! serde, so that an unknown key or a wrong type in one service does not hide the problems of
 //! another, and every problem carries its line and column.
-//! This file is the entry point and wires the readers together: `walker` (with `units`) takes
-//! typed values out of a table, `ctx` collects the problems, and each other file reads one
-//! section or table of the registry.
+//! This file is the entry point and only wires the readers together: `walker` (with `units`)
+//! takes typed values out of a table, `expected` reports a value of the wrong type, `ctx`
+//! collects the problems, `paths` resolves paths against the registry's directory, and each
+//! other file reads one section or table of the registry.
 //! Checks that need the whole registry (dependencies, cycles, ports) live in `validate`.
 
 mod app;
