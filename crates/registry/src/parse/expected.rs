@@ -10,7 +10,7 @@ use toml::de::DeValue;
 
 use crate::error::ProblemKind;
 
-use super::Span;
+use super::Value;
 use super::ctx::Ctx;
 
 /// What a reader wanted where it found a value of another type.
@@ -70,23 +70,28 @@ impl fmt::Display for Expected {
     }
 }
 
-/// Reports that the value at `location` is `found` where `expected` was wanted.
-pub(super) fn wrong_type(
+/// Reports that `value`, at `location`, is not of the `expected` type.
+pub(super) fn wrong_type(ctx: &mut Ctx<'_>, location: &str, value: &Value<'_>, expected: Expected) {
+    let key = location.rsplit('.').next().unwrap_or(location);
+    wrong_type_with_help(ctx, location, value, expected, expected.help(key));
+}
+
+/// [`wrong_type`] with a help line that knows more than the type, such as what the key is for.
+pub(super) fn wrong_type_with_help(
     ctx: &mut Ctx<'_>,
     location: &str,
-    span: Span,
+    value: &Value<'_>,
     expected: Expected,
-    found: &DeValue<'_>,
+    help: String,
 ) {
-    let key = location.rsplit('.').next().unwrap_or(location);
     ctx.report_owned(
         location,
-        Some(span),
+        Some(value.span()),
         ProblemKind::WrongType {
             expected: expected.as_str(),
-            found: type_name(found),
+            found: type_name(value.get_ref()),
         },
-        Some(expected.help(key)),
+        Some(help),
     );
 }
 
@@ -104,6 +109,8 @@ fn type_name(value: &DeValue<'_>) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use toml::Spanned;
+
     use super::*;
 
     fn value(text: &str) -> DeValue<'_> {
@@ -159,16 +166,20 @@ mod tests {
     }
 
     #[test]
-    fn wrong_type_reports_where_the_value_is_with_the_last_key_in_the_help() {
-        let text = "[services.a]\ncwd = 1.5\n";
+    fn a_wrong_type_is_reported_at_the_value_with_help_for_its_key_or_the_callers() {
+        let text = "[services.a]\ncwd = 1.5\nenv = 2\n";
         let mut ctx = Ctx::new(text);
-        let start = text.find("1.5").unwrap_or_default();
-        wrong_type(
+        let at = |needle: &'static str| {
+            let start = text.find(needle).unwrap_or_default();
+            Spanned::new(start..start + needle.len(), value(needle))
+        };
+        wrong_type(&mut ctx, "services.a.cwd", &at("1.5"), Expected::String);
+        wrong_type_with_help(
             &mut ctx,
-            "services.a.cwd",
-            start..start + 3,
-            Expected::String,
-            &value("1.5"),
+            "services.a.env",
+            &at("2"),
+            Expected::Table,
+            "env is a table".to_owned(),
         );
         let reported: Vec<(String, Option<&str>)> = ctx
             .problems
@@ -177,10 +188,16 @@ mod tests {
             .collect();
         assert_eq!(
             reported,
-            [(
-                "2:7: services.a.cwd: expected a string, found a float".to_owned(),
-                Some("put the value in double quotes: cwd = \"…\"")
-            )]
+            [
+                (
+                    "2:7: services.a.cwd: expected a string, found a float".to_owned(),
+                    Some("put the value in double quotes: cwd = \"…\"")
+                ),
+                (
+                    "3:7: services.a.env: expected a table, found an integer".to_owned(),
+                    Some("env is a table")
+                ),
+            ]
         );
     }
 }

@@ -17,7 +17,7 @@ use crate::spec::{Selection, ServiceSpec, fallback};
 use super::Span;
 use super::ctx::Ctx;
 use super::defaults::Defaults;
-use super::expected::{Expected, wrong_type};
+use super::expected::{Expected, wrong_type_with_help};
 use super::health::HealthDraft;
 use super::paths::{resolve, resolve_command};
 use super::platform::{CURRENT_PLATFORM, read_platforms};
@@ -79,19 +79,11 @@ pub(super) fn read_services(
     for (name, value) in entries {
         let location = section.key_path(name.get_ref());
         let DeValue::Table(table) = value.get_ref() else {
-            wrong_type(
-                ctx,
-                &location,
-                value.span(),
-                Expected::Table,
-                value.get_ref(),
+            let help = format!(
+                "declare a service as a table: [services.{}] with port and command",
+                name.get_ref()
             );
-            if let Some(problem) = ctx.problems.last_mut() {
-                problem.help = Some(format!(
-                    "declare a service as a table: [services.{}] with port and command",
-                    name.get_ref()
-                ));
-            }
+            wrong_type_with_help(ctx, &location, value, Expected::Table, help);
             continue;
         };
         let service = Section {

@@ -39,13 +39,7 @@ impl Section<'_, '_> {
         let value = self.get(key)?;
         let location = self.key_path(key);
         let DeValue::String(text) = value.get_ref() else {
-            wrong_type(
-                ctx,
-                &location,
-                value.span(),
-                Expected::DurationString,
-                value.get_ref(),
-            );
+            wrong_type(ctx, &location, value, Expected::DurationString);
             return None;
         };
         let reason = match parse_duration(text).map(|duration| (duration, reject(duration))) {
@@ -84,8 +78,8 @@ impl Section<'_, '_> {
                     .parse::<u64>()
                     .map_err(|_| "must be a positive number of bytes".to_owned()),
             ),
-            other => {
-                wrong_type(ctx, &location, value.span(), Expected::SizeString, other);
+            _ => {
+                wrong_type(ctx, &location, value, Expected::SizeString);
                 return None;
             }
         };

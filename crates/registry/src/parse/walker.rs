@@ -14,7 +14,7 @@ use crate::error::ProblemKind;
 use crate::suggest::closest;
 
 use super::ctx::Ctx;
-use super::expected::{Expected, wrong_type};
+use super::expected::{Expected, wrong_type, wrong_type_with_help};
 use super::{Span, Value};
 
 /// A table being read, with its dotted path for messages.
@@ -87,14 +87,8 @@ impl<'a, 'i> Section<'a, 'i> {
                 path: self.key_path(key),
                 span: key_span,
             }),
-            other => {
-                wrong_type(
-                    ctx,
-                    &self.key_path(key),
-                    value.span(),
-                    Expected::Table,
-                    other,
-                );
+            _ => {
+                wrong_type(ctx, &self.key_path(key), value, Expected::Table);
                 None
             }
         }
@@ -129,13 +123,7 @@ impl<'a, 'i> Section<'a, 'i> {
         let value = self.get(key)?;
         let location = self.key_path(key);
         let DeValue::Array(items) = value.get_ref() else {
-            wrong_type(
-                ctx,
-                &location,
-                value.span(),
-                Expected::ArrayOfStrings,
-                value.get_ref(),
-            );
+            wrong_type(ctx, &location, value, Expected::ArrayOfStrings);
             return None;
         };
         let mut strings = Vec::with_capacity(items.len());
@@ -151,14 +139,8 @@ impl<'a, 'i> Section<'a, 'i> {
         let value = self.get(key)?;
         match value.get_ref() {
             DeValue::Boolean(flag) => Some(*flag),
-            other => {
-                wrong_type(
-                    ctx,
-                    &self.key_path(key),
-                    value.span(),
-                    Expected::Boolean,
-                    other,
-                );
+            _ => {
+                wrong_type(ctx, &self.key_path(key), value, Expected::Boolean);
                 None
             }
         }
@@ -173,14 +155,8 @@ impl<'a, 'i> Section<'a, 'i> {
                     i128::from_str_radix(integer.as_str(), integer.radix()).unwrap_or(i128::MAX);
                 Some((number, value.span()))
             }
-            other => {
-                wrong_type(
-                    ctx,
-                    &self.key_path(key),
-                    value.span(),
-                    Expected::Integer,
-                    other,
-                );
+            _ => {
+                wrong_type(ctx, &self.key_path(key), value, Expected::Integer);
                 None
             }
         }
@@ -253,19 +229,11 @@ impl<'a, 'i> Section<'a, 'i> {
             if let DeValue::String(text) = value.get_ref() {
                 env.insert(name.get_ref().to_string(), text.to_string());
             } else {
-                wrong_type(
-                    ctx,
-                    &location,
-                    value.span(),
-                    Expected::String,
-                    value.get_ref(),
+                let help = format!(
+                    "environment values are strings: write {} = \"…\" with quotes",
+                    name.get_ref()
                 );
-                if let Some(problem) = ctx.problems.last_mut() {
-                    problem.help = Some(format!(
-                        "environment values are strings: write {} = \"…\" with quotes",
-                        name.get_ref()
-                    ));
-                }
+                wrong_type_with_help(ctx, &location, value, Expected::String, help);
             }
         }
         Some(env)
@@ -275,8 +243,8 @@ impl<'a, 'i> Section<'a, 'i> {
 fn as_string(ctx: &mut Ctx<'_>, location: &str, value: &Value<'_>) -> Option<Spanned<String>> {
     match value.get_ref() {
         DeValue::String(text) => Some(Spanned::new(value.span(), text.to_string())),
-        other => {
-            wrong_type(ctx, location, value.span(), Expected::String, other);
+        _ => {
+            wrong_type(ctx, location, value, Expected::String);
             None
         }
     }
