@@ -1,7 +1,8 @@
 //! Parsers for the human-written units of the registry: durations (`"10s"`) and sizes (`"10MB"`).
 //!
 //! Sizes use 1024-multiples for every unit (`KB` = `KiB` = 1024 bytes), as pm2 and logrotate do.
-//! This module parses strings only; reading them from TOML and reporting where lives in `parse`.
+//! This module parses strings only; reading them from TOML and reporting where lives in
+//! `parse::units`.
 
 use std::time::Duration;
 
