@@ -34,6 +34,10 @@ pub(crate) struct UpArgs {
     /// LOG_LEVEL given to every service
     #[arg(long, value_name = "LEVEL", default_value = "info")]
     log_level: String,
+    /// Publish this many synthetic events per second once started (bench builds only)
+    #[cfg(feature = "bench-events")]
+    #[arg(long, value_name = "N", hide = true)]
+    bench_event_rate: Option<u32>,
 }
 
 pub(crate) fn run(args: &UpArgs, target: &Target) -> Result<(), Failure> {
@@ -134,6 +138,11 @@ async fn serve(
         paths.user_data.join("ipc.json").display()
     );
 
+    #[cfg(feature = "bench-events")]
+    if let Some(rate) = args.bench_event_rate {
+        tokio::spawn(bench_events(conductor.clone(), rate));
+    }
+
     let mut window = steps::start_window(&conductor, &api.info);
     let _ = std::io::stdout().flush();
     let reason = tokio::select! {
@@ -141,4 +150,24 @@ async fn serve(
         exit = steps::window_exit(&mut window) => format!("the window exited ({exit})"),
     };
     stop::stop_fleet(&conductor, api, window.as_mut(), &reason, stops).await
+}
+
+/// Publishes `rate` events per second, paced per millisecond, until the process exits.
+#[cfg(feature = "bench-events")]
+async fn bench_events(conductor: Conductor, rate: u32) {
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let started = tokio::time::Instant::now();
+    let mut published: u64 = 0;
+    loop {
+        tick.tick().await;
+        // Catch up to the rate by elapsed time, so a late tick does not lower it.
+        let due = started.elapsed().as_millis() as u64 * u64::from(rate) / 1000;
+        while published < due {
+            conductor.publish_for_bench(conductor_protocol::Event::AppHealthChanged(
+                conductor.health(),
+            ));
+            published += 1;
+        }
+    }
 }

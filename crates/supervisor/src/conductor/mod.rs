@@ -352,6 +352,13 @@ impl Conductor {
         &self.inner.logs
     }
 
+    /// Publishes `event` to every subscriber as if the fleet had: the bench's event source.
+    /// Only in builds with the `bench-events` feature, which nothing shipped enables.
+    #[cfg(feature = "bench-events")]
+    pub fn publish_for_bench(&self, event: conductor_protocol::Event) {
+        self.inner.shared.bus.publish(event);
+    }
+
     /// The event stream; `last_event_id` replays what a reconnecting client missed.
     pub fn subscribe(&self, last_event_id: Option<u64>) -> Subscription {
         self.inner.shared.bus.subscribe(last_event_id)
