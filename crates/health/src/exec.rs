@@ -38,6 +38,7 @@ pub(crate) async fn probe(
         cwd: cwd.map(Path::to_path_buf),
         env,
         marker: marker.cloned(),
+        limits: Default::default(),
     };
     // The group is the guard: returning early or being dropped SIGKILLs it and its tree.
     let mut group: ProcessGroup = match conductor_spawn::spawn(&spec) {

@@ -12,8 +12,8 @@ use std::{convert::Infallible, sync::Arc, time::Duration};
 use bytes::Bytes;
 use conductor_protocol::{
     Channel, DEFAULT_LOG_LINES, DatabaseInitResponse, ErrorBody, GetPathRequest, GetPathResponse,
-    LogsGetRequest, LogsGetResponse, MAX_BODY_BYTES, PathName, ServiceActionResponse,
-    ServiceRequest, SuccessResponse, error_chain,
+    LogsGetRequest, LogsGetResponse, MAX_BODY_BYTES, MetricsGetRequest, PathName,
+    ServiceActionResponse, ServiceRequest, SuccessResponse, error_chain,
 };
 use conductor_supervisor::{ActionError, Conductor};
 use http_body_util::{BodyExt as _, Either, Full, LengthLimitError, Limited};
@@ -415,6 +415,13 @@ async fn dispatch(
             no_arguments(channel, body)?;
             Ok(json_response(StatusCode::OK, &conductor.health()))
         }
+        Channel::MetricsGet => {
+            let request: MetricsGetRequest = arguments(channel, body)?;
+            let metrics = conductor
+                .metrics(request.service_name.as_deref(), request.seconds)
+                .map_err(|unknown| ApiError::new(StatusCode::BAD_REQUEST, unknown.to_string()))?;
+            Ok(json_response(StatusCode::OK, &metrics))
+        }
     }
 }
 
@@ -426,6 +433,7 @@ fn example(channel: Channel) -> &'static str {
         }
         Channel::LogsGet => r#"{"serviceName":"records","lines":100} (both optional)"#,
         Channel::AppGetPath => r#"{"pathName":"userData"} (or "logs", "temp")"#,
+        Channel::MetricsGet => r#"{"serviceName":"records","seconds":60} (both optional)"#,
         _ => "an empty body",
     }
 }

@@ -27,11 +27,13 @@ pub enum Channel {
     AppQuit,
     /// `app:health`: our extension, the fleet's overall health ([`crate::AppHealth`]).
     AppHealth,
+    /// `metrics:get`: our extension, resource history ([`crate::MetricsGetRequest`]).
+    MetricsGet,
 }
 
 impl Channel {
     /// Every channel, in the SPEC's table order.
-    pub const ALL: [Channel; 11] = [
+    pub const ALL: [Channel; 12] = [
         Channel::ServicesGetAll,
         Channel::ServicesStart,
         Channel::ServicesStop,
@@ -43,6 +45,7 @@ impl Channel {
         Channel::AppGetPath,
         Channel::AppQuit,
         Channel::AppHealth,
+        Channel::MetricsGet,
     ];
 
     /// The wire name, e.g. `services:get-all`.
@@ -59,6 +62,7 @@ impl Channel {
             Channel::AppGetPath => "app:get-path",
             Channel::AppQuit => "app:quit",
             Channel::AppHealth => "app:health",
+            Channel::MetricsGet => "metrics:get",
         }
     }
 }

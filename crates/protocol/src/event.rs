@@ -3,11 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{AppHealth, ServiceStatus};
+use crate::{AppHealth, AppMetrics, ServiceStatus};
 
 /// One event. Serialised with its wire name as tag so that a log or a test can hold any event;
 /// on the SSE stream only the payload goes into `data:` (see [`Event::payload_json`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", content = "data")]
 pub enum Event {
     /// A service changed state.
@@ -39,6 +39,9 @@ pub enum Event {
     /// Our extension: the fleet's overall health changed.
     #[serde(rename = "app:health-changed")]
     AppHealthChanged(AppHealth),
+    /// Our extension: one sample of every running service per metrics interval.
+    #[serde(rename = "app:metrics")]
+    AppMetrics(AppMetrics),
     /// The client reconnected with a `Last-Event-ID` older than the replay buffer holds:
     /// it missed events and should fetch `services:get-all` again.
     #[serde(rename = "resync", rename_all = "camelCase")]
@@ -65,6 +68,8 @@ pub enum EventName {
     DatabaseInitialized,
     /// `app:health-changed`
     AppHealthChanged,
+    /// `app:metrics`
+    AppMetrics,
     /// `resync`
     Resync,
     /// `lagged`
@@ -79,6 +84,7 @@ impl EventName {
             EventName::ServiceError => "service:error",
             EventName::DatabaseInitialized => "database:initialized",
             EventName::AppHealthChanged => "app:health-changed",
+            EventName::AppMetrics => "app:metrics",
             EventName::Resync => "resync",
             EventName::Lagged => "lagged",
         }
@@ -93,6 +99,7 @@ impl Event {
             Event::ServiceError { .. } => EventName::ServiceError,
             Event::DatabaseInitialized { .. } => EventName::DatabaseInitialized,
             Event::AppHealthChanged(_) => EventName::AppHealthChanged,
+            Event::AppMetrics(_) => EventName::AppMetrics,
             Event::Resync { .. } => EventName::Resync,
             Event::Lagged { .. } => EventName::Lagged,
         }

@@ -10,6 +10,7 @@ mod channel;
 mod error_text;
 mod event;
 mod messages;
+mod metrics;
 mod state;
 
 pub use crate::{
@@ -21,6 +22,10 @@ pub use crate::{
         ErrorBody, GetPathRequest, GetPathResponse, IpcInfo, LogEntry, LogLevel, LogsGetRequest,
         LogsGetResponse, MAX_BODY_BYTES, PathName, ServiceActionResponse, ServiceRequest,
         SuccessResponse,
+    },
+    metrics::{
+        AppMetrics, MemoryKind, MetricsGetRequest, MetricsGetResponse, MetricsSample,
+        ServiceMetrics, ServiceSample,
     },
     state::{ServiceState, ServiceStatus},
 };

@@ -55,7 +55,7 @@ impl std::fmt::Display for ServiceState {
 }
 
 /// What `services:get-all` reports for one service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceStatus {
     /// The service's name (its table name under `[services]`).
@@ -76,4 +76,12 @@ pub struct ServiceStatus {
     pub critical: bool,
     /// The last error seen for it, if any.
     pub last_error: Option<String>,
+    /// CPU of its process tree over the last metrics interval, in percent of one core; null
+    /// while it is not running or before its first sample (and with sampling off).
+    pub cpu_percent: Option<f64>,
+    /// Memory of its process tree at the last sample (PSS where readable, else RSS; see
+    /// `metrics:get`); null like `cpuPercent`.
+    pub memory_bytes: Option<u64>,
+    /// Processes in its tree at the last sample; null like `cpuPercent`.
+    pub processes: Option<u32>,
 }

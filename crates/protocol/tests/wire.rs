@@ -16,6 +16,21 @@ fn status_sample() -> ServiceStatus {
         restarts: 1,
         critical: true,
         last_error: None,
+        cpu_percent: Some(12.5),
+        memory_bytes: Some(48_234_496),
+        processes: Some(3),
+    }
+}
+
+fn metrics_sample(second: u32) -> MetricsSample {
+    MetricsSample {
+        timestamp: format!("2026-11-25T10:00:{second:02}.000Z"),
+        cpu_percent: 3.5,
+        memory_bytes: 20_971_520,
+        memory_kind: MemoryKind::Pss,
+        processes: 2,
+        threads: 9,
+        open_files: 14,
     }
 }
 
@@ -49,6 +64,32 @@ fn requests() {
             path_name: PathName::UserData,
         },
     );
+    wire("metrics_get_request_empty", MetricsGetRequest::default());
+    wire(
+        "metrics_get_request_full",
+        MetricsGetRequest {
+            service_name: Some("records".into()),
+            seconds: Some(60),
+        },
+    );
+}
+
+#[test]
+fn metrics() {
+    wire(
+        "metrics_get",
+        MetricsGetResponse {
+            services: vec![ServiceMetrics {
+                service_name: "records".into(),
+                interval_ms: 2000,
+                samples: vec![metrics_sample(0), metrics_sample(2)],
+            }],
+            conductor: vec![MetricsSample {
+                memory_kind: MemoryKind::Rss,
+                ..metrics_sample(2)
+            }],
+        },
+    );
 }
 
 #[test]
@@ -67,6 +108,9 @@ fn responses() {
                 restarts: 0,
                 critical: false,
                 last_error: Some("exited with code 1".into()),
+                cpu_percent: None,
+                memory_bytes: None,
+                processes: None,
             },
         ],
     );
@@ -160,6 +204,18 @@ fn events() {
             status: AppHealthStatus::Critical,
             failing: vec!["records".into()],
         }),
+        Event::AppMetrics(AppMetrics {
+            timestamp: "2026-11-25T10:00:02.000Z".into(),
+            services: vec![ServiceSample {
+                service_name: "records".into(),
+                sample: metrics_sample(2),
+            }],
+            conductor: metrics_sample(2),
+            total: MetricsSample {
+                processes: 3,
+                ..metrics_sample(2)
+            },
+        }),
         Event::Resync {
             oldest_available: 120,
         },
@@ -215,8 +271,14 @@ prop_compose! {
         name in arb_text(), port in any::<u16>(), state in 0usize..7, pid in any::<Option<u32>>(),
         uptime in any::<u64>(), last_health_check in proptest::option::of(arb_text()),
         restarts in any::<u32>(), critical in any::<bool>(), last_error in proptest::option::of(arb_text()),
+        // Whole numbers: JSON carries them exactly (the product rounds to 0.1 anyway).
+        cpu_percent in proptest::option::of(0u32..100_000), memory_bytes in any::<Option<u64>>(),
+        processes in any::<Option<u32>>(),
     ) -> ServiceStatus {
-        ServiceStatus { name, port, status: ServiceState::ALL[state], pid, uptime, last_health_check, restarts, critical, last_error }
+        ServiceStatus {
+            name, port, status: ServiceState::ALL[state], pid, uptime, last_health_check, restarts,
+            critical, last_error, cpu_percent: cpu_percent.map(f64::from), memory_bytes, processes,
+        }
     }
 }
 

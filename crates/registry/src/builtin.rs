@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 
 use crate::spec::{
-    AppSpec, DatabaseSpec, HealthCheck, HealthSpec, LogsSpec, Registry, RestartSpec, Selection,
-    ServiceSpec, StartupMode, fallback,
+    AppSpec, DatabaseSpec, HealthCheck, HealthSpec, Limits, LogsSpec, Registry, RestartSpec,
+    Selection, ServiceSpec, StartupMode, fallback,
 };
 
 /// `(name, port, depends_on)` of the reference app, in file order.
@@ -73,6 +73,8 @@ impl Registry {
                         backoff_max: fallback::BACKOFF_MAX,
                         reset_after: fallback::RESET_AFTER,
                     },
+                    metrics_interval: fallback::METRICS_INTERVAL,
+                    limits: Limits::default(),
                 }
             })
             .collect();

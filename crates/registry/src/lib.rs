@@ -37,8 +37,8 @@ mod validate;
 pub use crate::error::{LoadError, Problem, ProblemKind};
 pub use crate::graph::StartPlan;
 pub use crate::spec::{
-    AppSpec, DatabaseSpec, HealthCheck, HealthSpec, LoadOptions, LogsSpec, Registry, RestartSpec,
-    Selection, ServiceSpec, StartupMode, WindowSpec,
+    AppSpec, DatabaseSpec, HealthCheck, HealthSpec, Limits, LoadOptions, LogsSpec, Registry,
+    RestartSpec, Selection, ServiceSpec, StartupMode, WindowSpec,
 };
 pub use crate::summary::Summary;
 pub use crate::units::{UnitError, parse_duration, parse_size};

@@ -138,6 +138,23 @@ pub struct ServiceSpec {
     pub stop_timeout: Duration,
     /// Restart policy.
     pub restart: RestartSpec,
+    /// How often its process tree's CPU and memory are sampled; zero means never.
+    pub metrics_interval: Duration,
+    /// Resource limits (`limits = { memory, open_files, processes }`).
+    pub limits: Limits,
+}
+
+/// A service's resource limits; `None` is unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of memory its whole tree may use, enforced by measurement: over it for two
+    /// samples in a row, the service is restarted.
+    pub memory: Option<u64>,
+    /// `RLIMIT_NOFILE` of each of its processes (set before exec; the OS enforces it).
+    pub open_files: Option<u64>,
+    /// `RLIMIT_NPROC` of each of its processes: the kernel counts every process of the user,
+    /// not only the service's.
+    pub processes: Option<u64>,
 }
 
 impl ServiceSpec {
@@ -239,6 +256,7 @@ pub(crate) mod fallback {
     pub(crate) const FAILURE_THRESHOLD: u32 = 3;
     pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(30);
     pub(crate) const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+    pub(crate) const METRICS_INTERVAL: Duration = Duration::from_secs(2);
     pub(crate) const MAX_RETRIES: u32 = 3;
     pub(crate) const BACKOFF: Duration = Duration::from_secs(1);
     pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(30);

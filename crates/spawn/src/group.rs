@@ -98,6 +98,18 @@ pub struct SpawnSpec {
     /// [`env`](Self::env)): stopping, awaiting or dropping the [`ProcessGroup`] then also ends
     /// every descendant that carries it, even one that left the process group.
     pub marker: Option<TreeMarker>,
+    /// Resource limits set in the child before exec; its descendants inherit them.
+    pub limits: ResourceLimits,
+}
+
+/// Per-process resource limits (`setrlimit`), soft and hard alike, never above the hard limit
+/// conductor itself has (an unprivileged process cannot raise it). `None` keeps ours.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResourceLimits {
+    /// `RLIMIT_NOFILE`: the highest file descriptor number plus one.
+    pub open_files: Option<u64>,
+    /// `RLIMIT_NPROC`: processes (threads included) of the whole user, not only the tree's.
+    pub processes: Option<u64>,
 }
 
 /// Identifies a process group across a restart of conductor, for orphan reclaim
@@ -208,7 +220,7 @@ pub fn spawn(spec: &SpawnSpec) -> Result<ProcessGroup, SpawnError> {
         let (name, value) = marker.env();
         command.env(name, value);
     }
-    sys::prepare(&mut command).map_err(|source| SpawnError {
+    sys::prepare(&mut command, spec.limits).map_err(|source| SpawnError {
         program: spec.program.clone(),
         kind: SpawnErrorKind::Unsupported,
         source: Some(source),

@@ -5,7 +5,8 @@
 //! [`port_is_free`] answer "who holds this TCP port".
 //! A child spawned with a [`TreeMarker`] is stopped with its whole tree, including descendants
 //! that left its process group ([`find_marked`]); [`become_subreaper`] and [`reap_adopted`]
-//! let the calling process adopt and reap such orphans.
+//! let the calling process adopt and reap such orphans; [`sample_marked`] measures what every
+//! marked process uses (CPU, memory, threads, open files).
 //!
 //! This crate takes plain inputs (a program, arguments, a directory, variables): it knows
 //! nothing about registries, services, health or restart policy, and it never reads a child's
@@ -29,11 +30,16 @@ mod sys;
 #[path = "windows.rs"]
 mod sys;
 mod tree;
+mod usage;
 
 pub use crate::{
     error::{SpawnError, SpawnErrorKind, StopError, StopErrorKind},
-    group::{GroupRecord, ProcessGroup, SpawnSpec, StopOutcome, process_start_time, spawn},
+    group::{
+        GroupRecord, ProcessGroup, ResourceLimits, SpawnSpec, StopOutcome, process_start_time,
+        spawn,
+    },
     port::{PortHolder, port_holder, port_is_free},
     reclaim::{ReclaimOutcome, Reclaimed, SkipReason, boot_id, reclaim},
     tree::{MarkedProcess, TreeMarker, become_subreaper, find_marked, kill_marked, reap_adopted},
+    usage::{MarkerCache, ProcessUsage, clock_ticks_per_second, sample_marked, sample_self},
 };

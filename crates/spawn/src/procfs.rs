@@ -19,8 +19,14 @@ pub(crate) struct ProcStat {
     pub(crate) pgrp: u32,
     /// Field 6: the session id.
     pub(crate) session: u32,
+    /// Fields 14 and 15 summed: clock ticks spent in user and kernel mode.
+    pub(crate) cpu_ticks: u64,
+    /// Field 20.
+    pub(crate) threads: u32,
     /// Field 22, clock ticks since boot.
     pub(crate) start_time: u64,
+    /// Field 24: resident pages.
+    pub(crate) rss_pages: u64,
 }
 
 impl ProcStat {
@@ -53,7 +59,14 @@ pub(crate) fn parse_stat(line: &str) -> Option<ProcStat> {
         ppid: rest.get(4 - 3)?.parse().ok()?,
         pgrp: rest.get(5 - 3)?.parse().ok()?,
         session: rest.get(6 - 3)?.parse().ok()?,
+        cpu_ticks: rest
+            .get(14 - 3)?
+            .parse::<u64>()
+            .ok()?
+            .saturating_add(rest.get(15 - 3)?.parse().ok()?),
+        threads: rest.get(20 - 3)?.parse().ok()?,
         start_time: rest.get(22 - 3)?.parse().ok()?,
+        rss_pages: rest.get(24 - 3)?.parse().ok()?,
     })
 }
 
@@ -85,6 +98,31 @@ pub(crate) fn environ_has(environ: &[u8], entry_prefix: &[u8]) -> bool {
     environ
         .split(|&byte| byte == 0)
         .any(|entry| entry.starts_with(entry_prefix))
+}
+
+/// The `Pss:` line of `/proc/<pid>/smaps_rollup`, in bytes; `None` where it cannot be read
+/// (another user's process, a kernel without it).
+pub(crate) fn pss_bytes(pid: u32) -> Option<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    parse_pss(&text)
+}
+
+fn parse_pss(rollup: &str) -> Option<u64> {
+    let line = rollup.lines().find(|line| line.starts_with("Pss:"))?;
+    let kib: u64 = line
+        .trim_start_matches("Pss:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// How many file descriptors `pid` has open (the entries of `/proc/<pid>/fd`).
+pub(crate) fn open_files(pid: u32) -> Option<u32> {
+    let count = fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count();
+    u32::try_from(count).ok()
 }
 
 /// `/proc/<pid>/environ`: the environment the process was started with. Empty for zombies and
@@ -226,9 +264,21 @@ mod tests {
                 ppid: 1,
                 pgrp: 4240,
                 session: 4240,
+                cpu_ticks: 3,
+                threads: 1,
                 start_time: 987_654,
+                rss_pages: 200,
             }
         );
+    }
+
+    #[test]
+    fn pss_is_read_from_the_rollup_in_bytes() {
+        let rollup = "55d0c0a00000-7ffd1b5fe000 ---p 00000000 00:00 0    [rollup]\n\
+                      Rss:               11236 kB\nPss:                4321 kB\n\
+                      Pss_Anon:           2580 kB\n";
+        assert_eq!(parse_pss(rollup), Some(4321 * 1024));
+        assert_eq!(parse_pss("Rss: 10 kB\n"), None);
     }
 
     #[test]

@@ -21,13 +21,43 @@ use crate::{group::GroupSignal, port::PortHolder, reclaim::Member};
 const PARENT_GONE_EXIT_CODE: libc::c_int = 125;
 
 /// Puts the child in a new process group and installs [`child_setup`] to run before exec.
-pub(crate) fn prepare(command: &mut Command) -> io::Result<()> {
+pub(crate) fn prepare(command: &mut Command, limits: crate::ResourceLimits) -> io::Result<()> {
     command.process_group(0);
     let parent = libc::pid_t::try_from(std::process::id()).map_err(io::Error::other)?;
     // SAFETY: `child_setup` runs in the forked child, where only async-signal-safe functions may
     // be called: it makes only such libc calls, allocates nothing and takes no lock.
     unsafe {
-        command.pre_exec(move || child_setup(parent));
+        command.pre_exec(move || {
+            child_setup(parent)?;
+            set_limits(limits)
+        });
+    }
+    Ok(())
+}
+
+/// Applies `limits` in the child. Async-signal-safe: getrlimit and setrlimit are system calls.
+fn set_limits(limits: crate::ResourceLimits) -> io::Result<()> {
+    let wanted = [
+        (libc::RLIMIT_NOFILE, limits.open_files),
+        (libc::RLIMIT_NPROC, limits.processes),
+    ];
+    for (resource, limit) in wanted {
+        let Some(limit) = limit else { continue };
+        // SAFETY: `current` is a local the kernel fills; both calls only read or write it.
+        unsafe {
+            let mut current: libc::rlimit = std::mem::zeroed();
+            if libc::getrlimit(resource, &mut current) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            let value = (limit as libc::rlim_t).min(current.rlim_max);
+            let new = libc::rlimit {
+                rlim_cur: value,
+                rlim_max: value,
+            };
+            if libc::setrlimit(resource, &new) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+        }
     }
     Ok(())
 }
@@ -554,7 +584,7 @@ fn environ_has_settled(pid: u32, start_time: u64, entry_prefix: &[u8]) -> bool {
 
 /// Whether this process is a child subreaper.
 #[cfg(target_os = "linux")]
-fn is_subreaper() -> bool {
+pub(crate) fn is_subreaper() -> bool {
     let mut flag: libc::c_int = 0;
     // SAFETY: PR_GET_CHILD_SUBREAPER writes one int through the pointer, which is valid.
     let rc = unsafe {

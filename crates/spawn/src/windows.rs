@@ -14,7 +14,7 @@ fn unsupported() -> io::Error {
     io::Error::new(io::ErrorKind::Unsupported, UNSUPPORTED)
 }
 
-pub(crate) fn prepare(_command: &mut Command) -> io::Result<()> {
+pub(crate) fn prepare(_command: &mut Command, _limits: crate::ResourceLimits) -> io::Result<()> {
     Err(unsupported())
 }
 

@@ -13,7 +13,7 @@ use tokio::sync::broadcast;
 /// One event with its stream id. Ids increase by one; each run starts at its own random point
 /// (a per-run epoch), so an id a client kept from an earlier run is told apart and answered
 /// with `resync` instead of a wrong replay.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Sequenced {
     /// The SSE `id:` of this event.
     pub id: u64,

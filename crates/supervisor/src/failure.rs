@@ -52,6 +52,18 @@ pub enum Failure {
         /// The last probe's reason.
         reason: String,
     },
+    /// Its tree's memory stayed over `limits.memory` for two samples in a row.
+    #[error(
+        "its processes used {} of memory, over its limit of {}, in two samples in a row",
+        format_bytes(*measured),
+        format_bytes(*limit)
+    )]
+    MemoryLimit {
+        /// The tree's memory at the last sample, in bytes.
+        measured: u64,
+        /// `limits.memory`, in bytes.
+        limit: u64,
+    },
     /// It was not started because a service it depends on did not start.
     #[error("dependency \"{0}\" did not start")]
     DependencyFailed(String),
@@ -69,6 +81,21 @@ pub enum Failure {
          killed. Start it again; please report this with conductor.log"
     )]
     Panicked(String),
+}
+
+/// Bytes in the registry's units (1 KB = 1024 bytes), to one decimal: `143.2MB`.
+fn format_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
+    if bytes < 1024 {
+        return format!("{bytes}B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1}{}", UNITS[unit])
 }
 
 impl Failure {
@@ -193,6 +220,20 @@ mod tests {
             taken(None).to_string(),
             "port 8080 is already in use; stop that process or change services.api.port"
         );
+    }
+
+    #[test]
+    fn a_memory_failure_names_the_measured_value_and_the_limit() {
+        let failure = Failure::MemoryLimit {
+            measured: 150 * 1024 * 1024 + 512 * 1024,
+            limit: 100 * 1024 * 1024,
+        };
+        assert_eq!(
+            failure.to_string(),
+            "its processes used 150.5MB of memory, over its limit of 100.0MB, in two samples in a row"
+        );
+        assert_eq!(format_bytes(512), "512B");
+        assert_eq!(format_bytes(3 * 1024 * 1024 * 1024), "3.0GB");
     }
 
     #[test]

@@ -36,6 +36,16 @@ struct Cell {
     snapshot: Snapshot,
     last_health_check: Option<SystemTime>,
     degraded: bool,
+    /// The last metrics sample of the current process, if one was taken.
+    usage: Option<Usage>,
+}
+
+/// The part of a metrics sample `services:get-all` shows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Usage {
+    pub(crate) cpu_percent: f64,
+    pub(crate) memory_bytes: u64,
+    pub(crate) processes: u32,
 }
 
 impl Cell {
@@ -53,6 +63,9 @@ impl Cell {
             restarts: self.snapshot.restarts,
             critical: self.critical,
             last_error: self.snapshot.last_error.clone(),
+            cpu_percent: self.usage.map(|usage| usage.cpu_percent),
+            memory_bytes: self.usage.map(|usage| usage.memory_bytes),
+            processes: self.usage.map(|usage| usage.processes),
         }
     }
 }
@@ -149,6 +162,7 @@ impl Shared {
                 active: member.active,
                 last_health_check: None,
                 degraded: false,
+                usage: None,
             })
             .collect();
         let health = compute_health(&cells);
@@ -205,6 +219,10 @@ impl Shared {
         if snapshot.state != ServiceState::Running {
             cell.degraded = false;
         }
+        if snapshot.pid != before.pid {
+            // The sample was of the process that is gone.
+            cell.usage = None;
+        }
         cell.snapshot = snapshot;
         if !visible_change {
             return;
@@ -229,6 +247,21 @@ impl Shared {
             status,
         });
         self.refresh_health(&cells);
+    }
+
+    /// Stores the last metrics sample of service `index` if `pid` is still its process (a
+    /// sample taken just before a restart must not show against the new process).
+    pub(crate) fn note_usage(&self, index: usize, pid: u32, usage: Usage) {
+        let mut cells = self.cells.lock_recovered();
+        if cells[index].snapshot.pid == Some(pid) {
+            cells[index].usage = Some(usage);
+        }
+    }
+
+    /// Each service's current leader pid, in registry order.
+    pub(crate) fn pids(&self) -> Vec<Option<u32>> {
+        let cells = self.cells.lock_recovered();
+        cells.iter().map(|cell| cell.snapshot.pid).collect()
     }
 
     pub(crate) fn note_probe(&self, index: usize, at: SystemTime, degraded: bool) {

@@ -14,6 +14,7 @@ mod events;
 mod failure;
 mod fleet;
 mod machine;
+mod metrics;
 mod service;
 mod sync;
 

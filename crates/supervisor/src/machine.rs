@@ -119,6 +119,11 @@ pub(crate) enum Event {
         reason: String,
     },
     BackoffElapsed,
+    /// Its tree stayed over its memory limit (bytes measured, bytes allowed).
+    MemoryExceeded {
+        measured: u64,
+        limit: u64,
+    },
     /// It will not be started because something it needs (a dependency) did not start.
     Abandoned {
         error: Failure,
@@ -303,6 +308,20 @@ impl Machine {
                 }
             }
 
+            // Over its memory limit: stopped like an unhealthy service, and the restart that
+            // follows counts as a retry.
+            (
+                P::Starting { pid } | P::Running { pid, .. },
+                E::MemoryExceeded { measured, limit },
+            ) => {
+                let failure = Failure::MemoryLimit { measured, limit };
+                self.last_error = Some(failure.clone());
+                (
+                    P::Unhealthy { pid },
+                    vec![Effect::ReportError(failure), Effect::Terminate],
+                )
+            }
+
             // The terminate ordered when probes failed has finished: this counts as a retry.
             (P::Unhealthy { .. }, E::Exited { .. }) => {
                 let error = self.last_error.clone().unwrap_or(Failure::Unhealthy {
@@ -437,6 +456,9 @@ mod tests {
             (running.clone(), exited(t0), ServiceState::Starting,
                 vec![Effect::ReportError(Failure::ExitedUnexpectedly("exit code 1".into())), Effect::ArmBackoff(Duration::from_secs(1))]),
             (Phase::Unhealthy { pid: 7 }, Event::ProbeFailed { reason: "x".into() }, ServiceState::Unhealthy, vec![]),
+            (running.clone(), Event::MemoryExceeded { measured: 300, limit: 200 }, ServiceState::Unhealthy,
+                vec![Effect::ReportError(Failure::MemoryLimit { measured: 300, limit: 200 }), Effect::Terminate]),
+            (Phase::Stopped, Event::MemoryExceeded { measured: 300, limit: 200 }, ServiceState::Stopped, vec![]),
             (Phase::Stopping { pid: 7, then: AfterStop::Stay }, exited(t0), ServiceState::Stopped, vec![]),
             (Phase::Stopping { pid: 7, then: AfterStop::Start }, exited(t0), ServiceState::Starting, vec![Effect::Spawn]),
             (Phase::Stopping { pid: 7, then: AfterStop::Stay }, Event::StartRequested, ServiceState::Stopping, vec![]),
@@ -580,6 +602,10 @@ mod tests {
                 reason: "503".into()
             }),
             Just(Event::BackoffElapsed),
+            Just(Event::MemoryExceeded {
+                measured: 200 << 20,
+                limit: 100 << 20,
+            }),
             Just(Event::Abandoned {
                 error: Failure::DependencyFailed("db".into())
             }),

@@ -40,6 +40,11 @@ pub(crate) enum Command {
     Abandon(Failure, Reply),
     /// Stop for good (conductor is quitting); answers how the process ended, if there was one.
     Shutdown(oneshot::Sender<Option<StopOutcome>>),
+    /// The sampler measured its tree over `limits.memory` twice in a row: restart it.
+    MemoryExceeded {
+        measured: u64,
+        limit: u64,
+    },
     /// Panic in the owner task: how tests prove a panic is contained. Not in shipped builds.
     #[cfg(feature = "test-faults")]
     Panic,
@@ -185,6 +190,9 @@ impl ServiceTask {
                     }
                     #[cfg(feature = "test-faults")]
                     Some(Command::Panic) => panic!("injected by a test (feature test-faults)"),
+                    Some(Command::MemoryExceeded { measured, limit }) => {
+                        Event::MemoryExceeded { measured, limit }
+                    }
                     Some(command) => match self.accept(command) {
                         Some(event) => event,
                         None => continue,
@@ -242,7 +250,9 @@ impl ServiceTask {
             Command::Restart(reply) => (Goal::Up, reply, Event::RestartRequested),
             Command::Stop(reply) => (Goal::Down, reply, Event::StopRequested),
             Command::Abandon(error, reply) => (Goal::Down, reply, Event::Abandoned { error }),
-            Command::Shutdown(_) => unreachable!("shutdown is handled by the run loop"),
+            Command::Shutdown(_) | Command::MemoryExceeded { .. } => {
+                unreachable!("handled by the run loop")
+            }
             #[cfg(feature = "test-faults")]
             Command::Panic => unreachable!("a panic is handled by the run loop"),
         };
@@ -402,6 +412,10 @@ impl ServiceTask {
             cwd: Some(spec.cwd.clone()),
             env,
             marker: Some(self.context.marker.clone()),
+            limits: conductor_spawn::ResourceLimits {
+                open_files: spec.limits.open_files,
+                processes: spec.limits.processes,
+            },
         };
         self.context.logs.record(
             &spec.name,
@@ -587,6 +601,9 @@ fn event_reason(event: &Event) -> String {
         Event::ProbePassed { .. } => "health probe passed".to_owned(),
         Event::ProbeFailed { reason } => format!("health probe failed: {reason}"),
         Event::BackoffElapsed => "backoff elapsed".to_owned(),
+        Event::MemoryExceeded { measured, limit } => {
+            format!("memory {measured} bytes over the limit of {limit}")
+        }
         Event::Abandoned { error } => error.to_string(),
     }
 }

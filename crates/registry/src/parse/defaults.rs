@@ -12,7 +12,13 @@ use super::health::HealthDraft;
 use super::restart::RestartDraft;
 use super::walker::Section;
 
-const DEFAULTS_KEYS: &[&str] = &["health", "ready_timeout", "stop_timeout", "restart"];
+const DEFAULTS_KEYS: &[&str] = &[
+    "health",
+    "ready_timeout",
+    "stop_timeout",
+    "restart",
+    "metrics_interval",
+];
 
 /// `[defaults]` as written; every service falls back to it key by key.
 #[derive(Default)]
@@ -21,6 +27,7 @@ pub(super) struct Defaults {
     pub(super) ready_timeout: Option<Duration>,
     pub(super) stop_timeout: Option<Duration>,
     pub(super) restart: RestartDraft,
+    pub(super) metrics_interval: Option<Duration>,
 }
 
 pub(super) fn read_defaults(
@@ -50,6 +57,7 @@ pub(super) fn read_defaults(
             .table(ctx, "restart")
             .map(|section| RestartDraft::read(ctx, &section))
             .unwrap_or_default(),
+        metrics_interval: defaults.sampling_interval(ctx, "metrics_interval"),
     }
 }
 

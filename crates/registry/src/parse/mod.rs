@@ -15,6 +15,7 @@ mod database;
 mod defaults;
 mod expected;
 mod health;
+mod limits;
 mod logs;
 mod paths;
 mod platform;

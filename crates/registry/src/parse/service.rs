@@ -19,6 +19,7 @@ use super::ctx::Ctx;
 use super::defaults::Defaults;
 use super::expected::{Expected, wrong_type_with_help};
 use super::health::HealthDraft;
+use super::limits::read_limits;
 use super::paths::{resolve, resolve_command};
 use super::platform::{CURRENT_PLATFORM, read_platforms};
 use super::restart::RestartDraft;
@@ -39,6 +40,8 @@ const SERVICE_KEYS: &[&str] = &[
     "ready_timeout",
     "stop_timeout",
     "restart",
+    "metrics_interval",
+    "limits",
 ];
 
 /// Where a service's cross-checked values are written.
@@ -237,6 +240,14 @@ fn read_service(
             .or(defaults.stop_timeout)
             .unwrap_or(fallback::STOP_TIMEOUT),
         restart,
+        metrics_interval: service
+            .sampling_interval(ctx, "metrics_interval")
+            .or(defaults.metrics_interval)
+            .unwrap_or(fallback::METRICS_INTERVAL),
+        limits: service
+            .table(ctx, "limits")
+            .map(|section| read_limits(ctx, &section))
+            .unwrap_or_default(),
     };
     let places = ServicePlaces {
         port: port_span,

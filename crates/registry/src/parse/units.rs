@@ -15,6 +15,9 @@ use super::ctx::Ctx;
 use super::expected::{Expected, wrong_type};
 use super::walker::Section;
 
+/// The shortest `metrics_interval` other than off.
+pub(crate) const MIN_METRICS_INTERVAL: Duration = Duration::from_millis(100);
+
 impl Section<'_, '_> {
     /// A duration string where zero has a meaning: restart at once, kill without waiting.
     pub(super) fn duration(&self, ctx: &mut Ctx<'_>, key: &str) -> Option<Duration> {
@@ -26,6 +29,15 @@ impl Section<'_, '_> {
     pub(super) fn nonzero_duration(&self, ctx: &mut Ctx<'_>, key: &str) -> Option<Duration> {
         self.duration_unless(ctx, key, |duration| {
             duration.is_zero().then_some("must be greater than zero")
+        })
+    }
+
+    /// A sampling interval: `"0s"` turns sampling off; otherwise at least
+    /// [`MIN_METRICS_INTERVAL`], so that sampling a tree never becomes a busy loop.
+    pub(super) fn sampling_interval(&self, ctx: &mut Ctx<'_>, key: &str) -> Option<Duration> {
+        self.duration_unless(ctx, key, |duration| {
+            (!duration.is_zero() && duration < MIN_METRICS_INTERVAL)
+                .then_some("must be \"0s\" (off) or at least 100ms")
         })
     }
 

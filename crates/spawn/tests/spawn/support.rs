@@ -111,6 +111,7 @@ pub fn sh(script: &str) -> SpawnSpec {
         cwd: None,
         env: Vec::new(),
         marker: None,
+        limits: Default::default(),
     }
 }
 

@@ -22,7 +22,7 @@ use std::{
 use conductor_db::Database;
 use conductor_health::Prober;
 use conductor_logs::{LogConfig, Logs};
-use conductor_protocol::{AppHealth, LogEntry, ServiceStatus};
+use conductor_protocol::{AppHealth, LogEntry, MetricsGetResponse, ServiceStatus};
 use conductor_registry::Registry;
 use tokio::{
     sync::{mpsc, oneshot, watch},
@@ -45,6 +45,10 @@ use crate::{
     events::{EventBus, Subscription},
     failure::{ActionError, UnknownService},
     fleet::{Member, Shared},
+    metrics::{
+        MetricsStore,
+        sampler::{self, SampledService, Sampler},
+    },
     service::{self, Command, ServiceContext},
     sync::LockExt,
 };
@@ -87,6 +91,8 @@ struct Inner {
     run_state_writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
     run_state_stop: watch::Sender<bool>,
     shutdown_done: tokio::sync::Mutex<Option<ShutdownReport>>,
+    /// The metrics history the sampler fills.
+    metrics: Arc<MetricsStore>,
 }
 
 /// The embeddable supervisor. Cheap to clone; all clones drive the same fleet.
@@ -201,6 +207,38 @@ impl Conductor {
             });
         }
         tasks.spawn(forward_log_problems(logs.problems(), shared.clone()));
+        let sampled: Vec<SampledService> = registry
+            .services
+            .iter()
+            .zip(&services)
+            .map(|(spec, handle)| SampledService {
+                name: spec.name.clone(),
+                interval: if spec.is_active() {
+                    spec.metrics_interval
+                } else {
+                    std::time::Duration::ZERO
+                },
+                memory_limit: spec.limits.memory,
+                commands: handle.commands.clone(),
+            })
+            .collect();
+        let metrics = Arc::new(MetricsStore::new(
+            &sampled
+                .iter()
+                .map(|service| (service.name.clone(), service.interval))
+                .collect::<Vec<_>>(),
+            sampler::tick(sampled.iter().map(|service| service.interval)).unwrap_or_default(),
+        ));
+        tasks.spawn(
+            Sampler {
+                store: metrics.clone(),
+                shared: shared.clone(),
+                services: sampled,
+                marker_prefix: format!("{MARKER_VARIABLE}={run_id}/"),
+                since: conductor_spawn::process_start_time(std::process::id()).unwrap_or(0),
+            }
+            .run(),
+        );
         let (run_state_stop, stop_rx) = watch::channel(false);
         let run_state_writer = run_state_path
             .map(|path| tokio::spawn(write_run_state(shared.watch_run_state(), path, stop_rx)));
@@ -226,6 +264,7 @@ impl Conductor {
                 run_state_writer: Mutex::new(run_state_writer),
                 run_state_stop,
                 shutdown_done: tokio::sync::Mutex::new(None),
+                metrics,
             }),
         })
     }
@@ -316,6 +355,23 @@ impl Conductor {
     pub fn status(&self, name: &str) -> Result<ServiceStatus, UnknownService> {
         self.lookup(name)?;
         Ok(self.inner.shared.status(self.inner.index[name]))
+    }
+
+    /// `metrics:get`: one service's resource history (or every service's) and conductor's,
+    /// cut to the last `seconds` if given.
+    pub fn metrics(
+        &self,
+        service: Option<&str>,
+        seconds: Option<u64>,
+    ) -> Result<MetricsGetResponse, UnknownService> {
+        let index = match service {
+            Some(name) => {
+                self.lookup(name)?;
+                Some(self.inner.index[name])
+            }
+            None => None,
+        };
+        Ok(self.inner.metrics.query(index, seconds))
     }
 
     /// `app:health`.

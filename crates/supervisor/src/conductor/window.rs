@@ -66,6 +66,7 @@ impl Conductor {
                 MARKER_VARIABLE,
                 format!("{}/{WINDOW}", self.inner.run_id),
             )),
+            limits: Default::default(),
         };
         let mut process = conductor_spawn::spawn(&spec)?;
         if let Some(stdout) = process.take_stdout() {
