@@ -9,6 +9,7 @@ mod failure;
 mod instance;
 mod registry_choice;
 mod remote;
+mod status;
 mod up;
 
 use std::process::ExitCode;

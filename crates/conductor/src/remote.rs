@@ -37,8 +37,11 @@ pub(crate) enum Remote {
     /// Show every service's status
     Status {
         /// Print the raw `services:get-all` JSON
-        #[arg(long)]
+        #[arg(long, conflicts_with = "watch")]
         json: bool,
+        /// Redraw the table every metrics interval until q or Ctrl-C
+        #[arg(long)]
+        watch: bool,
     },
     /// Print recent log lines (all services merged by time, or one)
     Logs {
@@ -108,13 +111,14 @@ pub(crate) fn run(command: &Remote, target: &Target) -> anyhow::Result<()> {
 async fn dispatch(command: &Remote, target: &Target) -> anyhow::Result<()> {
     let (client, user_data) = client(target)?;
     match command {
-        Remote::Status { json } => {
+        Remote::Status { watch: true, .. } => crate::status::watch(&client).await?,
+        Remote::Status { json, .. } => {
             let statuses: Vec<ServiceStatus> =
                 client.call(Channel::ServicesGetAll, None::<&()>).await?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&statuses)?);
             } else {
-                print!("{}", status_table(&statuses));
+                print!("{}", crate::status::table(&statuses));
             }
         }
         Remote::Logs {
@@ -238,33 +242,6 @@ fn print_entry(entry: &LogEntry) {
         entry.service,
         entry.message
     );
-}
-
-/// The human `status` table.
-pub(crate) fn status_table(statuses: &[ServiceStatus]) -> String {
-    let mut table = format!(
-        "{:<14} {:<10} {:>7} {:>6} {:>9} {:>8}  {}\n",
-        "SERVICE", "STATUS", "PID", "PORT", "UPTIME", "RESTARTS", "LAST ERROR"
-    );
-    for status in statuses {
-        let pid = status.pid.map_or("-".to_owned(), |pid| pid.to_string());
-        let uptime = if status.uptime > 0 {
-            humantime::format_duration(Duration::from_secs(status.uptime)).to_string()
-        } else {
-            "-".to_owned()
-        };
-        table.push_str(&format!(
-            "{:<14} {:<10} {:>7} {:>6} {:>9} {:>8}  {}\n",
-            status.name,
-            status.status.as_str(),
-            pid,
-            status.port,
-            uptime,
-            status.restarts,
-            status.last_error.as_deref().unwrap_or("")
-        ));
-    }
-    table
 }
 
 async fn wait_until_gone(user_data: &Path) -> anyhow::Result<()> {
