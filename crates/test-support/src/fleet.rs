@@ -1,7 +1,8 @@
 //! [`Fleet`]: one real `conductor up` process under test, its output captured line by line
 //! (with the moment each line arrived), its control API, and the guard that ends it and every
 //! process it was seen to own when it drops, whatever the outcome.
-//! It judges nothing and writes no registry: callers build the command and check the output.
+//! It judges nothing and writes no registry (callers write theirs, quoting with
+//! [`toml_string`](crate::toml_string)), and it checks no output: callers build the command and judge.
 
 use std::{
     io::{self, BufRead, BufReader, Read},

@@ -34,3 +34,9 @@ pub use crate::{fleet::Fleet, process::GroupGuard};
 /// How long anything that normally takes milliseconds may take on a loaded 2-core machine,
 /// with other test binaries running beside this one.
 pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// `text` as a TOML basic string, for the registries tests write (JSON's string escapes are
+/// TOML's).
+pub fn toml_string(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
+}
