@@ -732,7 +732,7 @@ fn fleet_run(
         let elapsed = opened.elapsed();
         idle_cpu_percent =
             after.saturating_sub(before).as_secs_f64() / elapsed.as_secs_f64() * 100.0;
-        rss_bytes = procfs::status_bytes(pid, "VmRSS:").context("reading conductor's RSS")?;
+        rss_bytes = process::status_bytes(pid, "VmRSS:").context("reading conductor's RSS")?;
     }
 
     let signalled = Instant::now();
@@ -1067,7 +1067,8 @@ fn log_flood_rss(binaries: &Binaries, work: &Path, data_dir: &Path) -> anyhow::R
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-    let rss = procfs::status_bytes(conductor.pid(), "VmRSS:").context("reading conductor's RSS")?;
+    let rss =
+        process::status_bytes(conductor.pid(), "VmRSS:").context("reading conductor's RSS")?;
     conductor.terminate();
     if conductor.wait_exit(Duration::from_secs(120)).is_err() {
         bail!("conductor did not exit within 120 s after the log flood");

@@ -1,4 +1,5 @@
-//! Processes as tests see them: one reader of `/proc/<pid>/stat` ([`Stat`]), a process named by
+//! Processes as tests see them: one reader of `/proc/<pid>/stat` ([`Stat`]) and of the sizes
+//! in `/proc/<pid>/status` ([`status_bytes`]), a process named by
 //! pid *and* start time ([`Proc`], so a reused pid is never mistaken for ours), the live
 //! members of a group, signals, and [`GroupGuard`], which SIGKILLs a child's whole process
 //! group and reaps the child on drop, even when the test panics.
@@ -59,6 +60,14 @@ pub fn parse_stat(line: &str) -> Option<Stat> {
 pub fn stat(pid: u32) -> Option<Stat> {
     let bytes = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
     parse_stat(&String::from_utf8_lossy(&bytes))
+}
+
+/// A `/proc/<pid>/status` field given in kB (`VmRSS:`, `VmHWM:`), in bytes.
+pub fn status_bytes(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with(field))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// Whether `pid` is gone: no such process, or one that has exited (a zombie).
@@ -210,6 +219,7 @@ mod tests {
 
     #[test]
     fn our_own_process_is_alive_and_identified() {
+        assert!(status_bytes(std::process::id(), "VmRSS:").is_some_and(|rss| rss > 0));
         let me = Proc::identify(std::process::id()).expect("this process exists");
         assert!(me.live_state().is_some());
         assert!(!is_gone(me.pid));

@@ -1,18 +1,10 @@
-//! What the bench reads from Linux `/proc` beyond the harness's stat reader: a process's RSS
-//! and CPU time, and the machine's description for the report.
+//! What the bench reads from Linux `/proc` beyond the harness's readers: a process's CPU
+//! time as a duration, and the machine's description for the report.
 //! Linux only, like the bench; it never writes anything there.
 
 use std::{fs, time::Duration};
 
 use conductor_test_support::process;
-
-/// `VmRSS` (or another `/proc/<pid>/status` field given in kB) in bytes.
-pub(crate) fn status_bytes(pid: u32, field: &str) -> Option<u64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|line| line.starts_with(field))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
-}
 
 /// User plus system CPU time of the whole process (every thread, living or exited).
 pub(crate) fn cpu_time(pid: u32) -> Option<Duration> {
