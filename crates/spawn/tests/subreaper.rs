@@ -14,8 +14,12 @@ mod support;
 use std::time::Duration;
 
 use conductor_spawn::{SpawnSpec, TreeMarker, become_subreaper, reap_adopted, spawn};
-use conductor_test_support::{DEADLINE, process, wait_until_async};
-use support::{KillTagged, double_fork_then, os, parse_pid, read_line, sh, state, unique_tag};
+use conductor_test_support::{
+    DEADLINE,
+    process::{self, KillTagged, unique_tag},
+    wait_until_async,
+};
+use support::{double_fork_then, os, parse_pid, read_line, sh, state};
 use tokio::io::BufReader;
 
 fn parent_of(pid: u32) -> Option<u32> {

@@ -1,8 +1,9 @@
 //! Processes as tests see them: one reader of `/proc/<pid>/stat` ([`Stat`]) and of the sizes
-//! in `/proc/<pid>/status` ([`status_bytes`]), a process named by
-//! pid *and* start time ([`Proc`], so a reused pid is never mistaken for ours), the live
-//! members of a group, signals, and [`GroupGuard`], which SIGKILLs a child's whole process
-//! group and reaps the child on drop, even when the test panics.
+//! in `/proc/<pid>/status` ([`status_bytes`]); a process named by pid *and* start time
+//! ([`Proc`], so a reused pid is never mistaken for ours); the live members of a group;
+//! signals; [`GroupGuard`], which SIGKILLs a child's whole process group and reaps the child
+//! on drop, even when the test panics; and test tags ([`tagged`], [`KillTagged`]) for
+//! descendants that leave every group.
 //! A zombie counts as gone everywhere here: it runs no code, and an orphan's zombie waits for
 //! a PID 1 that, in some containers, never reaps.
 //! `/proc` is Linux's; elsewhere every process reads as gone.
@@ -10,6 +11,7 @@
 use std::{
     io,
     process::{Child, Command},
+    sync::atomic::{AtomicUsize, Ordering},
 };
 
 /// The fields of `/proc/<pid>/stat` tests use (proc(5) numbers them from 1).
@@ -125,6 +127,50 @@ pub fn live_group_members(pgid: u32) -> Vec<Proc> {
         .collect()
 }
 
+/// A tag unique to one test (`<name>-<pid>-<n>`), for `TEST_TAG=<tag>` in the environment of
+/// what it starts: descendants inherit it however they daemonise, so [`tagged`] finds them and
+/// [`KillTagged`] ends them.
+pub fn unique_tag(name: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Live processes whose environment holds `TEST_TAG=<tag>`, read straight from `/proc`:
+/// independent of conductor's own marker and scan, so a broken one cannot hide a survivor.
+pub fn tagged(tag: &str) -> Vec<u32> {
+    let entry = format!("TEST_TAG={tag}");
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| !is_gone(pid))
+        .filter(|&pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|environ| environ.split(|&b| b == 0).any(|e| e == entry.as_bytes()))
+        })
+        .collect()
+}
+
+/// SIGKILLs every live process tagged `TEST_TAG=<.0>` when dropped, even when the test
+/// panicked: the cleanup for daemons, which no process group holds.
+#[cfg(unix)]
+#[derive(Debug)]
+pub struct KillTagged(pub String);
+
+#[cfg(unix)]
+impl Drop for KillTagged {
+    fn drop(&mut self) {
+        for pid in tagged(&self.0) {
+            // The pid was just seen carrying this test's tag.
+            let _ = signal(pid, SIGKILL);
+        }
+    }
+}
+
 /// `SIGKILL`, for [`signal`] and [`signal_group`].
 #[cfg(unix)]
 pub const SIGKILL: i32 = libc::SIGKILL;
@@ -232,6 +278,30 @@ mod tests {
             None,
             "another start time is another process"
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn tagged_processes_are_found_and_killed_on_drop() {
+        let tag = unique_tag("unit");
+        assert_ne!(tag, unique_tag("unit"));
+        let cleanup = KillTagged(tag.clone());
+        let mut sleeper = Command::new("sleep")
+            .arg("1000")
+            .env("TEST_TAG", &tag)
+            .spawn()
+            .expect("sleep starts");
+        let pid = sleeper.id();
+        crate::wait_until(crate::DEADLINE, "the sleeper to carry its tag", || {
+            tagged(&tag) == [pid]
+        });
+        drop(cleanup);
+        let status = sleeper.wait().expect("the sleeper is reaped");
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(SIGKILL)
+        );
+        assert!(tagged(&tag).is_empty());
     }
 
     #[cfg(unix)]

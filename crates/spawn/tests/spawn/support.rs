@@ -2,10 +2,7 @@
 //! this crate's terms, scripts, and guards that kill what a test started even when the test
 //! panics.
 
-use std::{
-    ffi::OsString,
-    sync::atomic::{AtomicU32, Ordering},
-};
+use std::ffi::OsString;
 
 use conductor_spawn::SpawnSpec;
 use conductor_test_support::{DEADLINE, process};
@@ -102,44 +99,6 @@ impl Drop for KillOnDrop {
 /// `s` as an `OsString`, for spec fields.
 pub fn os(s: &str) -> OsString {
     s.into()
-}
-
-/// A tag unique to one test, put in the environment of what it starts (`TEST_TAG=<tag>`), by
-/// which [`tagged`] finds every descendant however it daemonised, and [`KillTagged`] ends them.
-pub fn unique_tag(test_name: &str) -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{test_name}-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// Live processes whose environment holds `TEST_TAG=<tag>`: read straight from `/proc`, apart
-/// from the crate's own scan, so a broken scan cannot hide a survivor.
-pub fn tagged(tag: &str) -> Vec<u32> {
-    let entry = format!("TEST_TAG={tag}");
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| !matches!(state(pid), None | Some('Z' | 'X')))
-        .filter(|&pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|environ| environ.split(|&b| b == 0).any(|e| e == entry.as_bytes()))
-        })
-        .collect()
-}
-
-/// SIGKILLs every process tagged with its tag when dropped, even when the test panicked.
-pub struct KillTagged(pub String);
-
-impl Drop for KillTagged {
-    fn drop(&mut self) {
-        for pid in tagged(&self.0) {
-            let _ = kill(raw_pid(pid), Signal::SIGKILL);
-        }
-    }
 }
 
 /// A python3 program that double-forks a daemon (fork, `setsid`, fork again, the middle

@@ -6,12 +6,13 @@
 use conductor_spawn::{SpawnSpec, TreeMarker, find_marked, spawn};
 use tokio::io::BufReader;
 
-use conductor_test_support::{DEADLINE, wait_until_async};
-
-use crate::support::{
-    KillTagged, double_fork_then, exited, os, parse_pid, pgid, read_line, running, sh, tagged,
-    unique_tag,
+use conductor_test_support::{
+    DEADLINE,
+    process::{KillTagged, tagged, unique_tag},
+    wait_until_async,
 };
+
+use crate::support::{double_fork_then, exited, os, parse_pid, pgid, read_line, running, sh};
 
 /// `spec` with a test tag (for independent cleanup) and a tree marker of its own.
 fn marked(spec: SpawnSpec, tag: &str) -> (SpawnSpec, KillTagged) {
