@@ -51,13 +51,13 @@ impl TempDir {
         self.path.join(name)
     }
 
-    /// Writes `contents` to `name` inside the directory and returns its path.
+    /// Writes `text` to `name` inside the directory and returns its path.
     ///
     /// # Panics
     /// If the file cannot be written.
-    pub fn write(&self, name: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> PathBuf {
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
         let path = self.join(name);
-        std::fs::write(&path, contents)
+        std::fs::write(&path, text)
             .unwrap_or_else(|err| panic!("cannot write {}: {err}", path.display()));
         path
     }
@@ -108,7 +108,7 @@ mod tests {
         assert!(first.path().starts_with(std::env::temp_dir()));
         let locked = first.join("locked");
         std::fs::create_dir(&locked).unwrap();
-        first.write(locked.join("file"), "text");
+        first.write("locked/file", "text");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
