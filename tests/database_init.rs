@@ -10,7 +10,7 @@ use conductor_test_support::TempDir;
 
 /// A registry whose one service leaves a marker file the moment it is spawned.
 fn registry(dir: &Path, database: &str) -> PathBuf {
-    let port = fake_service::free_port();
+    let port = conductor_test_support::free_port();
     let marker = dir.join("spawned");
     let text = format!(
         "[app]\nname = \"dbtest\"\n\n[database]\n{database}\n\n[services.api]\nport = {port}\ncommand = \"sh\"\nargs = [\"-c\", \"touch {} && sleep 30\"]\nhealth = {{ kind = \"none\" }}\n",

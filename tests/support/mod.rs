@@ -21,19 +21,14 @@ use conductor_test_support::process;
 use serde::de::DeserializeOwned;
 
 pub use conductor_test_support::{
-    DEADLINE, TempDir,
+    DEADLINE, TempDir, free_port,
     process::{KillTagged, is_gone, tagged, unique_tag},
     toml_string, wait_until,
 };
 
-/// A port nobody listens on right now, outside the range the OS hands out by itself.
-pub fn free_port() -> u16 {
-    fake_service::free_port()
-}
-
 /// Distinct free ports as [`free_port`] chooses them.
 pub fn free_ports<const N: usize>() -> [u16; N] {
-    let ports = fake_service::free_ports(N);
+    let ports = conductor_test_support::free_ports(N);
     std::array::from_fn(|i| ports[i])
 }
 

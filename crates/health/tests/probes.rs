@@ -9,7 +9,9 @@ use std::{
 };
 
 use conductor_health::{NotReady, Probe, ProbeOutcome, Prober};
-use conductor_test_support::{DEADLINE, GroupGuard, TempDir, http, process, wait_until_async};
+use conductor_test_support::{
+    DEADLINE, GroupGuard, TempDir, free_port, http, process, wait_until_async,
+};
 use nix::{sys::signal, unistd::Pid};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -77,10 +79,6 @@ impl FakeService {
         .and_then(|response| response.json())
         .expect("/info answers JSON")
     }
-}
-
-fn free_port() -> u16 {
-    fake_service::free_port()
 }
 
 /// A server that accepts connections and reads from them but never answers.

@@ -397,7 +397,7 @@ async fn the_client_reports_api_errors_with_the_servers_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_of_a_gone_instance_says_it_is_unreachable() {
-    let port = common::free_port();
+    let port = conductor_test_support::free_port();
     let client = conductor_ipc::Client::new(IpcInfo {
         url: format!("http://127.0.0.1:{port}"),
         token: "t".to_owned(),

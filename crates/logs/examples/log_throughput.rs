@@ -75,7 +75,7 @@ mod bench {
         let binary = fake_service_binary();
         let dir = TempDir::try_new("log-throughput")
             .map_err(|error| format!("cannot make a temp dir: {error}"))?;
-        let port = fake_service::free_port();
+        let port = conductor_test_support::free_port();
 
         let logs = Logs::new(LogConfig::new(dir.path()));
         let rss_before = proc_status_bytes("VmRSS:");

@@ -2,7 +2,8 @@
 //! tests and xtask's gates and bench alike: a temp dir per test ([`TempDir`]), waits on
 //! conditions with deadlines ([`wait_until`] and its fallible and async fronts), one reader of
 //! `/proc/<pid>/stat` and processes pinned by start time ([`process`]), a guard that kills a
-//! child's process group on drop ([`GroupGuard`]), a blocking loopback HTTP/1.1 client
+//! child's process group on drop ([`GroupGuard`]), free loopback ports that the OS does not
+//! hand out by itself ([`free_ports`]), a blocking loopback HTTP/1.1 client
 //! ([`http`]), conductor's control API ([`ControlApi`]) and a guard around a real
 //! `conductor up` ([`Fleet`]).
 //!
@@ -16,6 +17,7 @@ pub mod control;
 #[cfg(unix)]
 pub mod fleet;
 pub mod http;
+mod ports;
 pub mod process;
 mod temp_dir;
 mod wait;
@@ -24,6 +26,7 @@ use std::time::Duration;
 
 pub use crate::{
     control::{ControlApi, ControlConnection},
+    ports::{free_port, free_ports},
     process::Proc,
     temp_dir::TempDir,
     wait::{Outcome, Timeout, try_wait_until, wait_until, wait_until_async},

@@ -59,7 +59,7 @@ pub(crate) fn write_registry(
     spec: &FleetSpec,
     fake_service: &Path,
 ) -> anyhow::Result<(PathBuf, Vec<ServiceAddr>)> {
-    let services = crate::ports::free_ports(spec.services)
+    let services = conductor_test_support::free_ports(spec.services)
         .into_iter()
         .enumerate()
         .map(|(i, port)| ServiceAddr {
@@ -188,7 +188,7 @@ pub(crate) fn get_all(api: &mut ControlConnection) -> anyhow::Result<Vec<Status>
 /// How long a lone fake-service takes from spawn until `/health` answers 200, with the same
 /// database check conductor's services do (`DATABASE_URL` = the bench database).
 pub(crate) fn lone_start(fake_service: &Path, database: &Path) -> anyhow::Result<Duration> {
-    let port = crate::ports::free_port();
+    let port = conductor_test_support::free_port();
     let mut command = Command::new(fake_service);
     command
         .env("PORT", port.to_string())

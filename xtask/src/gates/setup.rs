@@ -67,7 +67,7 @@ pub(crate) struct Setup {
 impl Setup {
     /// The reference app on free ports: seven enabled services and the disabled `reserved`.
     pub(crate) fn reference() -> anyhow::Result<Setup> {
-        let ports = crate::ports::free_ports(REFERENCE.len());
+        let ports = conductor_test_support::free_ports(REFERENCE.len());
         Ok(Setup {
             services: REFERENCE
                 .iter()

@@ -10,12 +10,8 @@ use conductor_ipc::{Client, Server, ServerConfig};
 use conductor_protocol::IpcInfo;
 use conductor_registry::{LoadOptions, Registry};
 use conductor_supervisor::{Conductor, Paths, Settings};
-use conductor_test_support::{DEADLINE, TempDir};
+use conductor_test_support::{DEADLINE, TempDir, free_port};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-
-pub fn free_port() -> u16 {
-    fake_service::free_port()
-}
 
 /// A running conductor (services `alpha` and `beta`) with the control API in front of it.
 pub struct Fixture {

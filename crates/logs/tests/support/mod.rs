@@ -97,7 +97,7 @@ impl FakeService {
     /// Starts fake-service with `env` (plus `PORT` on a free port and `FAKE_REQUIRE_DB=0`), its
     /// stdout piped.
     pub fn start(env: &[(&str, &str)]) -> FakeService {
-        let port = fake_service::free_port();
+        let port = conductor_test_support::free_port();
         let guard = conductor_test_support::GroupGuard::spawn(
             std::process::Command::new(fake_service::binary())
                 .envs(env.iter().copied())

@@ -9,12 +9,7 @@ use std::time::Duration;
 use conductor_protocol::{Event, ServiceState, ServiceStatus};
 use conductor_registry::{LoadOptions, Registry};
 use conductor_supervisor::{Conductor, Paths, Settings, Subscription};
-use conductor_test_support::{DEADLINE, TempDir, process, wait_until_async};
-
-/// A port nobody listens on right now, outside the range the OS hands out by itself.
-pub fn free_port() -> u16 {
-    fake_service::free_port()
-}
+use conductor_test_support::{DEADLINE, TempDir, free_port, process, wait_until_async};
 
 /// One service of a test registry: a fake-service with extra TOML lines and env knobs.
 pub struct Svc {
