@@ -30,7 +30,7 @@ use conductor_test_support::{ControlConnection, Fleet, TempDir, process};
 use serde_json::json;
 
 use self::{
-    fleet::{FleetSpec, Ready, ServiceAddr},
+    fleet::{FleetSpec, ServiceAddr},
     stats::{Metric, Summary, Target, Unit},
 };
 use crate::util::{cargo, run_checked, target_dir};
@@ -784,11 +784,7 @@ fn api_and_recovery(
         ..FleetSpec::plain(8)
     };
     let (registry, services) = fleet::write_registry(work, &spec, &binaries.fake_service)?;
-    let Ready {
-        mut conductor,
-        mut api,
-        statuses: _,
-    } = fleet::start_ready(&binaries.conductor, &registry, data_dir)?;
+    let (mut conductor, mut api, _) = fleet::start_ready(&binaries.conductor, &registry, data_dir)?;
 
     for _ in 0..options.runs {
         // Warm the connection and conductor's code paths before timing.
@@ -999,11 +995,7 @@ fn stop_with_crowd(
 ) -> anyhow::Result<()> {
     let spec = FleetSpec::plain(options.runs.max(1));
     let (registry, services) = fleet::write_registry(work, &spec, &binaries.fake_service)?;
-    let Ready {
-        mut conductor,
-        mut api,
-        statuses: _,
-    } = fleet::start_ready(&binaries.conductor, &registry, data_dir)?;
+    let (mut conductor, mut api, _) = fleet::start_ready(&binaries.conductor, &registry, data_dir)?;
     let stop = |api: &mut ControlConnection, service: &ServiceAddr| -> anyhow::Result<f64> {
         let body = json!({ "serviceName": service.name });
         let sent = Instant::now();
@@ -1042,11 +1034,7 @@ fn log_flood_rss(binaries: &Binaries, work: &Path, data_dir: &Path) -> anyhow::R
         ..FleetSpec::plain(LOG_FLOOD_SERVICES)
     };
     let (registry, services) = fleet::write_registry(work, &spec, &binaries.fake_service)?;
-    let Ready {
-        mut conductor,
-        mut api,
-        statuses: _,
-    } = fleet::start_ready(&binaries.conductor, &registry, data_dir)?;
+    let (mut conductor, mut api, _) = fleet::start_ready(&binaries.conductor, &registry, data_dir)?;
     let last = format!("{LOG_FLOOD_LINES:07}");
     let deadline = Instant::now() + Duration::from_secs(600);
     for service in &services {
@@ -1139,11 +1127,8 @@ fn stubborn_shutdown(
     spec: &FleetSpec,
 ) -> anyhow::Result<(Duration, Duration)> {
     let (registry, services) = fleet::write_registry(work, spec, &binaries.fake_service)?;
-    let Ready {
-        mut conductor,
-        api,
-        statuses,
-    } = fleet::start_ready(&binaries.conductor, &registry, data_dir)?;
+    let (mut conductor, api, statuses) =
+        fleet::start_ready(&binaries.conductor, &registry, data_dir)?;
     drop(api);
     let stubborn_name = &services.last().context("an empty fleet")?.name;
     let pid_of = |wanted: bool| -> Vec<u32> {

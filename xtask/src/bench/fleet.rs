@@ -110,20 +110,13 @@ pub(crate) fn start(binary: &Path, registry: &Path, data_dir: &Path) -> anyhow::
     )?)
 }
 
-/// A fleet that finished starting, a connection to its control API, and the services'
-/// statuses then (their pids remembered).
-pub(crate) struct Ready {
-    pub(crate) conductor: Fleet,
-    pub(crate) api: ControlConnection,
-    pub(crate) statuses: Vec<Status>,
-}
-
-/// [`start`], then waits up to 60 s for "All services ready".
+/// [`start`], then waits up to 60 s for "All services ready"; returns the fleet, a connection
+/// to its control API, and the services' statuses then (their pids remembered).
 pub(crate) fn start_ready(
     binary: &Path,
     registry: &Path,
     data_dir: &Path,
-) -> anyhow::Result<Ready> {
+) -> anyhow::Result<(Fleet, ControlConnection, Vec<Status>)> {
     let mut conductor = start(binary, registry, data_dir)?;
     wait_line(
         &mut conductor,
@@ -133,11 +126,7 @@ pub(crate) fn start_ready(
     let mut api = conductor.control()?.connect()?;
     let statuses = get_all(&mut api)?;
     remember(&mut conductor, &statuses);
-    Ok(Ready {
-        conductor,
-        api,
-        statuses,
-    })
+    Ok((conductor, api, statuses))
 }
 
 /// Waits for a stdout line containing `needle` and returns when it was read; fails on a `✗`

@@ -142,42 +142,38 @@ impl Fleet {
         }
     }
 
-    /// Every (service, state) change seen so far, in order, including those still queued.
-    pub fn transitions(&mut self) -> Vec<(String, ServiceState)> {
+    /// Every status change seen so far, queued ones included, as (service, status).
+    fn status_changes(&mut self) -> impl Iterator<Item = (&str, &ServiceStatus)> {
         while let Ok(event) = self.events.live.try_recv() {
             self.seen.push(event.event.clone());
         }
+        self.seen.iter().filter_map(|event| match event {
+            Event::ServiceStatusChanged {
+                service_name,
+                status,
+            } => Some((service_name.as_str(), status)),
+            _ => None,
+        })
+    }
+
+    /// Every (service, state) change seen so far, in order, including those still queued.
+    pub fn transitions(&mut self) -> Vec<(String, ServiceState)> {
         // An event whose state is the service's last one (a pid appeared, lastError changed)
         // is no transition.
-        let mut last: std::collections::HashMap<&str, ServiceState> = Default::default();
-        self.seen
-            .iter()
-            .filter_map(|event| match event {
-                Event::ServiceStatusChanged {
-                    service_name,
-                    status,
-                } if last.insert(service_name, status.status) != Some(status.status) => {
-                    Some((service_name.clone(), status.status))
-                }
-                _ => None,
+        let mut last: std::collections::HashMap<String, ServiceState> = Default::default();
+        self.status_changes()
+            .filter(|(name, status)| {
+                last.insert((*name).to_owned(), status.status) != Some(status.status)
             })
+            .map(|(name, status)| (name.to_owned(), status.status))
             .collect()
     }
 
     /// The states `name` went through, from the events seen so far plus any still queued.
     pub fn drain_states(&mut self, name: &str) -> Vec<(ServiceState, Option<u32>)> {
-        while let Ok(event) = self.events.live.try_recv() {
-            self.seen.push(event.event.clone());
-        }
-        self.seen
-            .iter()
-            .filter_map(|event| match event {
-                Event::ServiceStatusChanged {
-                    service_name,
-                    status,
-                } if service_name == name => Some((status.status, status.pid)),
-                _ => None,
-            })
+        self.status_changes()
+            .filter(|(service_name, _)| *service_name == name)
+            .map(|(_, status)| (status.status, status.pid))
             .collect()
     }
 }
