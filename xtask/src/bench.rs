@@ -26,7 +26,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use conductor_test_support::{ControlConnection, Fleet, TempDir, process};
+use conductor_test_support::{ControlConnection, Fleet, TempDir, process, try_wait_until};
 use serde_json::json;
 
 use self::{
@@ -1038,22 +1038,20 @@ fn log_flood_rss(binaries: &Binaries, work: &Path, data_dir: &Path) -> anyhow::R
     let last = format!("{LOG_FLOOD_LINES:07}");
     let deadline = Instant::now() + Duration::from_secs(600);
     for service in &services {
-        loop {
-            let body = json!({ "serviceName": service.name, "lines": 1 });
-            let logs = api.ok("logs:get", Some(&body))?;
-            let newest = logs["logs"][0]["message"].as_str().unwrap_or_default();
-            if newest.contains(&last) {
-                break;
-            }
-            if Instant::now() >= deadline {
-                bail!(
-                    "{} did not log its last burst line within 600 s",
-                    service.name
-                );
-            }
-            // Polling interval of the condition (deadline above), not synchronisation.
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let body = json!({ "serviceName": service.name, "lines": 1 });
+        try_wait_until(
+            deadline.saturating_duration_since(Instant::now()),
+            &format!("{} to log its last burst line", service.name),
+            || {
+                let logs = api.ok("logs:get", Some(&body))?;
+                let newest = logs["logs"][0]["message"].as_str().unwrap_or_default();
+                anyhow::Ok(if newest.contains(&last) {
+                    Ok(())
+                } else {
+                    Err(newest.to_owned())
+                })
+            },
+        )?;
     }
     let rss =
         process::status_bytes(conductor.pid(), "VmRSS:").context("reading conductor's RSS")?;
@@ -1100,22 +1098,14 @@ fn running_pid(
     service: &ServiceAddr,
     timeout: Duration,
 ) -> anyhow::Result<u32> {
-    let deadline = Instant::now() + timeout;
-    loop {
+    try_wait_until(timeout, &format!("{} to be running", service.name), || {
         let statuses = fleet::get_all(api)?;
         let status = statuses.iter().find(|status| status.name == service.name);
-        if let Some(status) = status
-            && status.state == "running"
-            && let Some(pid) = status.pid
-        {
-            return Ok(pid);
-        }
-        if Instant::now() >= deadline {
-            bail!("{} is not running: {status:?}", service.name);
-        }
-        // Polling interval of the condition, not a wait for something to happen.
-        std::thread::sleep(Duration::from_millis(5));
-    }
+        let running = status
+            .filter(|status| status.state == "running")
+            .and_then(|status| status.pid);
+        anyhow::Ok(running.ok_or_else(|| format!("{status:?}")))
+    })
 }
 
 /// SIGTERM to a fleet whose last service ignores it: how long until the others are gone, and
