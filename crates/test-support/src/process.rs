@@ -307,9 +307,13 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn a_guard_kills_its_whole_group_on_drop() {
+        // Should the guard fail, the tag still ends the sleeper when the test panics.
+        let tag = unique_tag("group-guard");
+        let _cleanup = KillTagged(tag.clone());
         let mut guard = GroupGuard::spawn(
             Command::new("sh")
                 .args(["-c", "sleep 1000 & echo $!; exec sleep 1000"])
+                .env("TEST_TAG", &tag)
                 .stdout(std::process::Stdio::piped()),
         )
         .expect("sh starts");
