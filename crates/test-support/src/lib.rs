@@ -3,9 +3,9 @@
 //! conditions with deadlines ([`wait_until`] and its fallible and async fronts), one reader of
 //! `/proc/<pid>/stat` and processes pinned by start time ([`process`]), a guard that kills a
 //! child's process group on drop ([`GroupGuard`]), free loopback ports that the OS does not
-//! hand out by itself ([`free_ports`]), a blocking loopback HTTP/1.1 client
-//! ([`http`]), conductor's control API ([`ControlApi`]) and a guard around a real
-//! `conductor up` ([`Fleet`]).
+//! hand out by itself ([`free_ports`]), a blocking loopback HTTP/1.1 client ([`http`]),
+//! conductor's control API ([`ControlApi`]) and a guard around a real `conductor up`
+//! ([`Fleet`]).
 //!
 //! It depends on no crate of ours (a dev-dependency cycle would link a second copy of the
 //! crate under test) and on nothing heavy (xtask builds it on every fresh checkout): std,
