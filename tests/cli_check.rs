@@ -4,31 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// A directory of its own for one test, removed when the test ends (even on panic).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let path =
-            std::env::temp_dir().join(format!("conductor-cli-check-{}-{name}", std::process::id()));
-        // A leftover from a crashed run with the same pid would otherwise leak into this one.
-        let _ = std::fs::remove_dir_all(&path);
-        if let Err(error) = std::fs::create_dir_all(&path) {
-            panic!("cannot create {}: {error}", path.display());
-        }
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use conductor_test_support::TempDir;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -6,27 +6,11 @@ use std::{
     process::Command,
 };
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(label: &str) -> TempDir {
-        let dir =
-            std::env::temp_dir().join(format!("conductor-e2e-db-{label}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use conductor_test_support::TempDir;
 
 /// A registry whose one service leaves a marker file the moment it is spawned.
 fn registry(dir: &Path, database: &str) -> PathBuf {
-    let port = fake_service::free_port();
+    let port = conductor_test_support::free_port();
     let marker = dir.join("spawned");
     let text = format!(
         "[app]\nname = \"dbtest\"\n\n[database]\n{database}\n\n[services.api]\nport = {port}\ncommand = \"sh\"\nargs = [\"-c\", \"touch {} && sleep 30\"]\nhealth = {{ kind = \"none\" }}\n",
@@ -51,7 +35,7 @@ fn up(dir: &Path, registry: &Path) -> std::process::Output {
 #[test]
 fn a_failing_migration_exits_2_names_it_and_starts_no_service() {
     let dir = TempDir::new("migration");
-    let migrations = dir.0.join("migrations");
+    let migrations = dir.join("migrations");
     std::fs::create_dir_all(&migrations).unwrap();
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
     for entry in std::fs::read_dir(shipped).unwrap() {
@@ -64,11 +48,11 @@ fn a_failing_migration_exits_2_names_it_and_starts_no_service() {
     )
     .unwrap();
     let registry = registry(
-        &dir.0,
+        dir.path(),
         &format!("migrations = {:?}", migrations.display().to_string()),
     );
 
-    let output = up(&dir.0, &registry);
+    let output = up(dir.path(), &registry);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(
@@ -84,7 +68,7 @@ fn a_failing_migration_exits_2_names_it_and_starts_no_service() {
     assert!(stderr.contains("syntax error"), "{stderr}");
     assert!(stderr.contains("no service was started"), "{stderr}");
     assert!(
-        !dir.0.join("spawned").exists(),
+        !dir.join("spawned").exists(),
         "a service was spawned although the database failed"
     );
     assert!(!stdout.contains("Starting"), "{stdout}");
@@ -93,15 +77,15 @@ fn a_failing_migration_exits_2_names_it_and_starts_no_service() {
 #[test]
 fn a_database_path_holding_another_file_is_refused_untouched() {
     let dir = TempDir::new("foreign");
-    let foreign = dir.0.join("notes.db");
+    let foreign = dir.join("notes.db");
     let content = b"these are my notes, not a database\n".repeat(10);
     std::fs::write(&foreign, &content).unwrap();
     let registry = registry(
-        &dir.0,
+        dir.path(),
         &format!("path = {:?}", foreign.display().to_string()),
     );
 
-    let output = up(&dir.0, &registry);
+    let output = up(dir.path(), &registry);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("not an SQLite database"), "{stderr}");
@@ -111,7 +95,7 @@ fn a_database_path_holding_another_file_is_refused_untouched() {
         "the foreign file was modified"
     );
     assert!(
-        !dir.0.join("spawned").exists(),
+        !dir.join("spawned").exists(),
         "a service was spawned although the database failed"
     );
 }

@@ -13,7 +13,7 @@ use conductor_protocol::ServiceState;
 use support::{
     Bystander, Conductor, DEADLINE, KillTagged, TempDir, conductor_cli, daemonize_script,
     describe_pids, fake_service, free_ports, is_gone, read_pid_file, registry_head, tagged,
-    toml_path, toml_str, unique_tag, wait_untagged, wait_until,
+    toml_path, toml_string, unique_tag, wait_untagged, wait_until,
 };
 
 struct Fleet {
@@ -58,8 +58,8 @@ env = {{ TEST_TAG = {daemon_tag} }}
             bin = fake_service(),
             script = daemonize_script(),
             pid_file = toml_path(&dir.join("daemon.pid")),
-            setsid_tag = toml_str(&self.setsid_tag),
-            daemon_tag = toml_str(&self.daemon_tag),
+            setsid_tag = toml_string(&self.setsid_tag),
+            daemon_tag = toml_string(&self.daemon_tag),
         )
     }
 }
@@ -80,11 +80,8 @@ fn setsid_sleeper(conductor: &Conductor, tag: &str) -> u32 {
     sleeper
 }
 
-/// Field 6 of `/proc/<pid>/stat`.
 fn session(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
-    rest.split_whitespace().nth(3)?.parse().ok()
+    conductor_test_support::process::stat(pid).map(|stat| stat.session)
 }
 
 /// The daemon's pid from `daemon.pid`, removed afterwards so the next attempt's is not

@@ -11,7 +11,7 @@ use std::path::Path;
 use conductor_protocol::ServiceState;
 use support::{
     Conductor, DEADLINE, TempDir, conductor_cli, fake_service, free_ports, is_gone, read_pid_file,
-    registry_head, toml_path, toml_str, wait_all_gone, wait_until,
+    registry_head, toml_path, toml_string, wait_all_gone, wait_until,
 };
 
 /// `records` forks a grandchild that ignores SIGTERM, `export` shuts down slowly, `stubborn`
@@ -162,7 +162,7 @@ fn window_gets_the_control_api_and_its_exit_shuts_the_app_down() {
         "startup = \"dependency\"\n",
         &format!(
             "startup = \"dependency\"\nwindow = {{ command = \"sh\", args = [\"-c\", {}] }}\n",
-            toml_str(&script)
+            toml_string(&script)
         ),
     );
     let registry = format!(

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use conductor_protocol::ServiceState;
 use support::{
     Bystander, Conductor, KillTagged, TempDir, fake_service, free_ports, registry_head, tagged,
-    toml_str, unique_tag, wait_until,
+    toml_string, unique_tag, wait_until,
 };
 
 /// The registries below set `stop_timeout` to this.
@@ -112,7 +112,7 @@ env = {{ TEST_TAG = {tag}, {misbehaviour} }}
 "#,
         head = registry_head(app),
         bin = fake_service(),
-        tag = toml_str(tag),
+        tag = toml_string(tag),
     )
 }
 
@@ -231,7 +231,7 @@ env = {{ TEST_TAG = {tag}, FAKE_REQUIRE_DB = "0" }}
 "#,
         head = registry_head("SlowMigration"),
         bin = fake_service(),
-        tag = toml_str(&tag),
+        tag = toml_string(&tag),
     );
     let path = dir.write("conductor.toml", &registry);
     let data = dir.join("data");
@@ -343,7 +343,7 @@ env = {{ TEST_TAG = {tag} }}
 "#,
         head = registry_head("Preflight"),
         bin = fake_service(),
-        tag = toml_str(tag),
+        tag = toml_string(tag),
     )
 }
 
@@ -445,7 +445,7 @@ env = {{ TEST_TAG = {tag} }}
 "#,
         head = registry_head("LogRotation"),
         bin = fake_service(),
-        tag = toml_str(&tag),
+        tag = toml_string(&tag),
     );
     let path = dir.write("conductor.toml", &registry);
     let mut conductor =

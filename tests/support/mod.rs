@@ -1,7 +1,8 @@
-//! Shared helpers of the end-to-end tests that drive the real `conductor` binary: a temp dir per
-//! test, free ports, `wait_until`, process liveness from `/proc`, a tiny blocking HTTP client for
-//! the control API, and the [`Conductor`] guard that runs `conductor up` and, when dropped,
-//! kills conductor and every process of its fleet it has seen (even when the test panics).
+//! Shared helpers of the end-to-end tests that drive the real `conductor` binary: free ports,
+//! a tiny blocking HTTP client for raw requests to the control API, and the [`Conductor`] guard
+//! that runs `conductor up` and, when dropped, kills conductor and every process of its fleet
+//! it has seen (even when the test panics). Temp dirs, `wait_until`, `/proc` reads and test
+//! tags are the workspace harness's, re-exported for the test files.
 //!
 //! It deliberately knows nothing about fake-service beyond its path: tests write their own
 //! registries, so the same guard drives programs that are not ours.
@@ -11,105 +12,29 @@ use std::{
     net::TcpStream,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::{Duration, Instant},
+    sync::{Arc, Mutex},
+    time::Instant,
 };
 
 use conductor_protocol::{IpcInfo, ServiceStatus};
+use conductor_test_support::process;
 use serde::de::DeserializeOwned;
 
-/// How long anything that normally takes milliseconds may take on a loaded 2-core machine.
-pub const DEADLINE: Duration = Duration::from_secs(30);
-
-/// A directory of its own for one test, removed when the test ends (even on panic).
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    /// A fresh, empty directory named after the test.
-    pub fn new(name: &str) -> TempDir {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let path =
-            std::env::temp_dir().join(format!("conductor-e2e-{}-{n}-{name}", std::process::id()));
-        // A leftover of a crashed run with the same pid would otherwise leak into this one.
-        let _ = std::fs::remove_dir_all(&path);
-        if let Err(error) = std::fs::create_dir_all(&path) {
-            panic!("cannot create {}: {error}", path.display());
-        }
-        TempDir(path)
-    }
-
-    /// The directory.
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-
-    /// A path inside the directory.
-    pub fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    /// Writes `text` to `name` inside the directory and returns its path.
-    pub fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.join(name);
-        if let Err(error) = std::fs::write(&path, text) {
-            panic!("cannot write {}: {error}", path.display());
-        }
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A port nobody listens on right now, outside the range the OS hands out by itself.
-pub fn free_port() -> u16 {
-    fake_service::free_port()
-}
+pub use conductor_test_support::{
+    DEADLINE, TempDir, free_port,
+    process::{KillTagged, is_gone, tagged, unique_tag},
+    toml_string, wait_until,
+};
 
 /// Distinct free ports as [`free_port`] chooses them.
 pub fn free_ports<const N: usize>() -> [u16; N] {
-    let ports = fake_service::free_ports(N);
+    let ports = conductor_test_support::free_ports(N);
     std::array::from_fn(|i| ports[i])
 }
 
-/// Polls `check` until it returns `Ok`, or panics after `timeout` naming `what` was expected
-/// and the last thing `check` saw (its `Err`).
-pub fn wait_until<T>(
-    timeout: Duration,
-    what: &str,
-    mut check: impl FnMut() -> Result<T, String>,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match check() {
-            Ok(value) => return value,
-            Err(last) if Instant::now() >= deadline => {
-                panic!("timed out after {timeout:?} waiting for {what}; last seen: {last}")
-            }
-            // Polling interval of the condition (deadline above), not synchronisation.
-            Err(_) => std::thread::sleep(Duration::from_millis(10)),
-        }
-    }
-}
-
-/// A TOML basic string holding `path` (JSON string escaping is valid TOML).
+/// A TOML basic string holding `path`.
 pub fn toml_path(path: &Path) -> String {
-    toml_str(&path.display().to_string())
-}
-
-/// A TOML basic string holding `text`.
-pub fn toml_str(text: &str) -> String {
-    match serde_json::to_string(text) {
-        Ok(quoted) => quoted,
-        Err(error) => panic!("cannot quote {text:?}: {error}"),
-    }
+    toml_string(&path.display().to_string())
 }
 
 /// The fake-service binary, as a TOML string.
@@ -131,37 +56,15 @@ ready_timeout = "20s"
 stop_timeout = "5s"
 restart = {{ max_retries = 3, backoff = "50ms", backoff_max = "500ms", reset_after = "60s" }}
 "#,
-        name = toml_str(app_name)
+        name = toml_string(app_name)
     )
-}
-
-/// The state letter of `/proc/<pid>/stat` and the start time (clock ticks since boot), or
-/// `None` when the process does not exist.
-fn proc_stat(pid: u32) -> Option<(char, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may contain spaces and parentheses: fields start after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let state = fields.first()?.chars().next()?;
-    // Field 22 of stat; `fields[0]` is field 3.
-    let start_time = fields.get(19)?.parse().ok()?;
-    Some((state, start_time))
-}
-
-/// Whether the process is gone: no `/proc/<pid>`, or a zombie (in this container PID 1 never
-/// reaps orphans, so a dead orphan stays a zombie forever).
-pub fn is_gone(pid: u32) -> bool {
-    match proc_stat(pid) {
-        None => true,
-        Some((state, _)) => matches!(state, 'Z' | 'X'),
-    }
 }
 
 /// The start time of a live process (for proving later that a pid is still the same process).
 pub fn start_time(pid: u32) -> Option<u64> {
-    proc_stat(pid)
-        .filter(|(state, _)| !matches!(state, 'Z' | 'X'))
-        .map(|(_, start)| start)
+    process::stat(pid)
+        .filter(|stat| !stat.has_exited())
+        .map(|stat| stat.start_time)
 }
 
 /// Waits until every pid in `pids` is gone, or panics naming the survivors.
@@ -648,9 +551,9 @@ impl Drop for Conductor {
             let Ok(id) = libc::pid_t::try_from(pid) else {
                 continue;
             };
-            match proc_stat(pid) {
+            match process::stat(pid).map(|stat| stat.start_time) {
                 // Still the process (or group leader) we saw: kill its whole group and it.
-                Some((_, now)) if now == start => {
+                Some(now) if now == start => {
                     // SAFETY: signalling has no memory-safety preconditions; the start time
                     // proves the pid is still the process we recorded.
                     unsafe {
@@ -751,33 +654,6 @@ impl Drop for CliGuard {
     }
 }
 
-/// A tag unique to one test, for `TEST_TAG = "<tag>"` in its services' `env`: descendants
-/// inherit it however they daemonise, so [`tagged`] finds them and [`KillTagged`] ends them.
-pub fn unique_tag(name: &str) -> String {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "{name}-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-/// Live processes (zombies left out) whose environment has `TEST_TAG=<tag>`, read straight
-/// from `/proc`: independent of conductor's own marker, so a broken marker cannot hide one.
-pub fn tagged(tag: &str) -> Vec<u32> {
-    let entry = format!("TEST_TAG={tag}");
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| !is_gone(pid))
-        .filter(|&pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|environ| environ.split(|&b| b == 0).any(|e| e == entry.as_bytes()))
-        })
-        .collect()
-}
-
 /// Waits until no live process carries `TEST_TAG=<tag>`, or panics naming the survivors and
 /// their command lines.
 pub fn wait_untagged(tag: &str, what: &str) {
@@ -805,24 +681,6 @@ pub fn describe_pids(pids: &[u32]) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// SIGKILLs every live process tagged `TEST_TAG=<tag>` when dropped (even on panic): the
-/// cleanup for daemons, which no process group holds.
-pub struct KillTagged(pub String);
-
-impl Drop for KillTagged {
-    fn drop(&mut self) {
-        for pid in tagged(&self.0) {
-            if let Ok(pid) = libc::pid_t::try_from(pid) {
-                // SAFETY: kill(2) has no memory-safety preconditions; the pid was just seen
-                // carrying this test's tag.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                }
-            }
-        }
-    }
 }
 
 /// `fixtures/daemonize/daemonize.py` (a python3 program that starts a `setsid` or

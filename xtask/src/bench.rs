@@ -17,7 +17,6 @@
 
 mod fleet;
 pub(crate) mod flood;
-mod http;
 mod procfs;
 mod stats;
 
@@ -27,9 +26,11 @@ use std::{
 };
 
 use anyhow::{Context, bail};
+use conductor_test_support::{ControlConnection, Fleet, TempDir, process, try_wait_until};
+use serde_json::json;
 
 use self::{
-    fleet::{Conductor, FleetSpec, ServiceAddr, TempDir},
+    fleet::{FleetSpec, ServiceAddr},
     stats::{Metric, Summary, Target, Unit},
 };
 use crate::util::{cargo, run_checked, target_dir};
@@ -392,8 +393,8 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         bail!("the bench reads /proc and runs on Linux only");
     }
     let binaries = build(&options)?;
-    let work = TempDir::new("work")?;
-    let data_dir = work.0.join("data");
+    let work = TempDir::try_new("bench")?;
+    let data_dir = work.join("data");
     let mut figures = Figures::new(&options, STUBBORN_STOP_TIMEOUT);
     let mut errors: Vec<String> = Vec::new();
     let mut record = |scenario: &str, result: anyhow::Result<()>| {
@@ -412,7 +413,13 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     );
     // The first start creates and migrates the database; later runs find it ready, as a
     // desktop app does on every launch but the first. It also warms the page cache.
-    let warm = fleet_run(&binaries, &work.0, &data_dir, &FleetSpec::plain(8), None);
+    let warm = fleet_run(
+        &binaries,
+        work.path(),
+        &data_dir,
+        &FleetSpec::plain(8),
+        None,
+    );
     let warm_ok = warm.is_ok();
     record("warm-up (creates the database)", warm.map(|_| ()));
     if !warm_ok {
@@ -439,7 +446,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
             for _ in 0..options.runs {
                 let run = fleet_run(
                     &binaries,
-                    &work.0,
+                    work.path(),
                     &data_dir,
                     &FleetSpec::plain(8),
                     Some((options.settle(), options.idle_window())),
@@ -467,7 +474,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         "control API and crash recovery",
         api_and_recovery(
             &binaries,
-            &work.0,
+            work.path(),
             &data_dir,
             &options,
             fixture_ms,
@@ -484,7 +491,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
                 ..FleetSpec::plain(8)
             };
             for _ in 0..options.runs {
-                let (others, all) = stubborn_shutdown(&binaries, &work.0, &data_dir, &spec)?;
+                let (others, all) = stubborn_shutdown(&binaries, work.path(), &data_dir, &spec)?;
                 figures.stubborn_others.samples.push(ms(others));
                 figures
                     .stubborn_over
@@ -497,14 +504,14 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
 
     record(
         "stop one service, quiet and with 500 unrelated processes",
-        stop_with_crowd(&binaries, &work.0, &data_dir, &options, &mut figures),
+        stop_with_crowd(&binaries, work.path(), &data_dir, &options, &mut figures),
     );
 
     record(
         "RSS after a log flood into 16 services",
         (|| {
             // Once: it writes 1.6 GB of logs.
-            let rss = log_flood_rss(&binaries, &work.0, &data_dir)?;
+            let rss = log_flood_rss(&binaries, work.path(), &data_dir)?;
             figures.rss_logs.samples.push(rss as f64 / MIB);
             Ok(())
         })(),
@@ -528,7 +535,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
             for _ in 0..options.runs {
                 let run = fleet_run(
                     &binaries,
-                    &work.0,
+                    work.path(),
                     &data_dir,
                     &FleetSpec::plain(100),
                     Some((options.settle(), options.idle_window())),
@@ -687,14 +694,22 @@ fn fleet_run(
     idle: Option<(Duration, Duration)>,
 ) -> anyhow::Result<FleetRun> {
     let (registry, _) = fleet::write_registry(work, spec, &binaries.fake_service)?;
-    let mut conductor = Conductor::spawn(&binaries.conductor, &registry, data_dir)?;
-    let database = conductor.wait_line("Database initialized", Duration::from_secs(60))?;
-    let ready = conductor.wait_line("All services ready", Duration::from_secs(120))?;
-    let startup = ready.duration_since(conductor.spawned_at);
-    let database_ready = database.duration_since(conductor.spawned_at);
-    let mut api = conductor.connect_api()?;
-    let statuses = api.get_all()?;
-    conductor.remember(&statuses);
+    let mut conductor = fleet::start(&binaries.conductor, &registry, data_dir)?;
+    let database = fleet::wait_line(
+        &mut conductor,
+        "Database initialized",
+        Duration::from_secs(60),
+    )?;
+    let ready = fleet::wait_line(
+        &mut conductor,
+        "All services ready",
+        Duration::from_secs(120),
+    )?;
+    let startup = ready.duration_since(conductor.spawned_at());
+    let database_ready = database.duration_since(conductor.spawned_at());
+    let mut api = conductor.control()?.connect()?;
+    let statuses = fleet::get_all(&mut api)?;
+    fleet::remember(&mut conductor, &statuses);
     drop(api);
     let pids: Vec<u32> = statuses.iter().filter_map(|status| status.pid).collect();
     if pids.len() != spec.services {
@@ -717,14 +732,14 @@ fn fleet_run(
         let elapsed = opened.elapsed();
         idle_cpu_percent =
             after.saturating_sub(before).as_secs_f64() / elapsed.as_secs_f64() * 100.0;
-        rss_bytes = procfs::status_bytes(pid, "VmRSS:").context("reading conductor's RSS")?;
+        rss_bytes = process::status_bytes(pid, "VmRSS:").context("reading conductor's RSS")?;
     }
 
     let signalled = Instant::now();
     conductor.terminate();
     let gone = wait_gone(&pids, Duration::from_secs(30))?;
     let shutdown = gone.duration_since(signalled);
-    if !conductor.wait_exit(Duration::from_secs(30)) {
+    if conductor.wait_exit(Duration::from_secs(30)).is_err() {
         bail!("conductor did not exit within 30 s of SIGTERM");
     }
     Ok(FleetRun {
@@ -741,7 +756,7 @@ fn wait_gone(pids: &[u32], timeout: Duration) -> anyhow::Result<Instant> {
     let deadline = Instant::now() + timeout;
     let mut left: Vec<u32> = pids.to_vec();
     loop {
-        left.retain(|&pid| !procfs::is_gone(pid));
+        left.retain(|&pid| !process::is_gone(pid));
         let now = Instant::now();
         if left.is_empty() {
             return Ok(now);
@@ -769,21 +784,17 @@ fn api_and_recovery(
         ..FleetSpec::plain(8)
     };
     let (registry, services) = fleet::write_registry(work, &spec, &binaries.fake_service)?;
-    let mut conductor = Conductor::spawn(&binaries.conductor, &registry, data_dir)?;
-    conductor.wait_line("All services ready", Duration::from_secs(60))?;
-    let mut api = conductor.connect_api()?;
-    let statuses = api.get_all()?;
-    conductor.remember(&statuses);
+    let (mut conductor, mut api, _) = fleet::start_ready(&binaries.conductor, &registry, data_dir)?;
 
     for _ in 0..options.runs {
         // Warm the connection and conductor's code paths before timing.
         for _ in 0..100 {
-            api.get_all_raw()?;
+            fleet::get_all_raw(&mut api)?;
         }
         let mut latencies = Vec::with_capacity(options.api_requests());
         for _ in 0..options.api_requests() {
             let sent = Instant::now();
-            api.get_all_raw()?;
+            fleet::get_all_raw(&mut api)?;
             latencies.push(ms(sent.elapsed()));
         }
         latencies.sort_by(f64::total_cmp);
@@ -797,14 +808,14 @@ fn api_and_recovery(
             .push(stats::percentile(&latencies, 99.0));
 
         // The same with a crowd of idle connections held open (each never sends a byte).
-        let addr = conductor.connect_api()?.peer_addr()?;
+        let addr = conductor.control()?.addr;
         let idle: Vec<std::net::TcpStream> = (0..IDLE_CONNECTIONS)
             .filter_map(|_| std::net::TcpStream::connect(addr).ok())
             .collect();
         let mut busy = Vec::with_capacity(options.api_requests());
         for _ in 0..options.api_requests() {
             let sent = Instant::now();
-            api.get_all_raw()?;
+            fleet::get_all_raw(&mut api)?;
             busy.push(ms(sent.elapsed()));
         }
         drop(idle);
@@ -818,9 +829,10 @@ fn api_and_recovery(
         figures.api_p99_sse.samples.push(p99);
         figures.sse_rate.samples.push(rate);
 
+        let control = conductor.control()?;
         let mut clients = (0..8)
-            .map(|_| conductor.connect_api())
-            .collect::<anyhow::Result<Vec<_>>>()?;
+            .map(|_| control.connect())
+            .collect::<std::io::Result<Vec<_>>>()?;
         let window = options.api_throughput_window();
         let barrier = std::sync::Barrier::new(clients.len() + 1);
         let (count, elapsed) = std::thread::scope(|scope| -> anyhow::Result<(usize, Duration)> {
@@ -833,7 +845,7 @@ fn api_and_recovery(
                         let deadline = Instant::now() + window;
                         let mut n = 0;
                         while Instant::now() < deadline {
-                            client.get_all_raw()?;
+                            fleet::get_all_raw(client)?;
                             n += 1;
                         }
                         Ok(n)
@@ -860,7 +872,7 @@ fn api_and_recovery(
         let service = &services[run % services.len()];
         let old = running_pid(&mut api, service, Duration::from_secs(30))?;
         let killed = Instant::now();
-        fleet::signal(old, libc::SIGKILL);
+        let _ = process::signal(old, process::SIGKILL);
         let healthy = fleet::wait_healthy(service.addr, Some(old), Duration::from_secs(30))?;
         let health_ms = ms(healthy.duration_since(killed));
         figures.recovery_health.samples.push(health_ms);
@@ -869,14 +881,14 @@ fn api_and_recovery(
         }
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let statuses = api.get_all()?;
+            let statuses = fleet::get_all(&mut api)?;
             let now = Instant::now();
             let status = statuses.iter().find(|status| status.name == service.name);
             if let Some(status) = status
                 && status.state == "running"
                 && status.pid.is_some_and(|pid| pid != old)
             {
-                conductor.remember(&statuses);
+                fleet::remember(&mut conductor, &statuses);
                 figures
                     .recovery_running
                     .samples
@@ -900,14 +912,15 @@ fn api_and_recovery(
 /// `database:initialized` event; the database is up to date, so each is cheap) and an SSE
 /// client reads every event; returns the p99 and the events per second the reader saw.
 fn get_all_during_event_flood(
-    conductor: &mut Conductor,
-    api: &mut fleet::ApiClient,
+    conductor: &mut Fleet,
+    api: &mut ControlConnection,
     options: &Options,
 ) -> anyhow::Result<(f64, f64)> {
     use std::io::{Read, Write};
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     let addr = api.peer_addr()?;
-    let token = conductor.token()?;
+    let control = conductor.control()?;
+    let token = &control.token;
     let mut stream = std::net::TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_millis(200)))?;
     write!(
@@ -917,8 +930,8 @@ fn get_all_during_event_flood(
     // Several publishers: one `database:init` costs a blocking-pool hop, so one connection
     // alone publishes a few thousand events a second.
     let mut generators = (0..EVENT_PUBLISHERS)
-        .map(|_| conductor.connect_api())
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .map(|_| control.connect())
+        .collect::<std::io::Result<Vec<_>>>()?;
     let stop = AtomicBool::new(false);
     let n_events = AtomicU64::new(0);
     let mut latencies = Vec::with_capacity(options.api_requests());
@@ -941,7 +954,7 @@ fn get_all_during_event_flood(
                 let stop = &stop;
                 scope.spawn(move || {
                     while !stop.load(Ordering::SeqCst) {
-                        if generator.call_json("database:init", "").is_err() {
+                        if generator.ok("database:init", None).is_err() {
                             break;
                         }
                     }
@@ -952,7 +965,7 @@ fn get_all_during_event_flood(
         let measured = (|| -> anyhow::Result<()> {
             for _ in 0..options.api_requests() {
                 let sent = Instant::now();
-                api.get_all_raw()?;
+                fleet::get_all_raw(api)?;
                 latencies.push(ms(sent.elapsed()));
             }
             Ok(())
@@ -982,22 +995,19 @@ fn stop_with_crowd(
 ) -> anyhow::Result<()> {
     let spec = FleetSpec::plain(options.runs.max(1));
     let (registry, services) = fleet::write_registry(work, &spec, &binaries.fake_service)?;
-    let mut conductor = Conductor::spawn(&binaries.conductor, &registry, data_dir)?;
-    conductor.wait_line("All services ready", Duration::from_secs(60))?;
-    let mut api = conductor.connect_api()?;
-    conductor.remember(&api.get_all()?);
-    let stop = |api: &mut fleet::ApiClient, service: &ServiceAddr| -> anyhow::Result<f64> {
-        let body = format!(r#"{{"serviceName":"{}"}}"#, service.name);
+    let (mut conductor, mut api, _) = fleet::start_ready(&binaries.conductor, &registry, data_dir)?;
+    let stop = |api: &mut ControlConnection, service: &ServiceAddr| -> anyhow::Result<f64> {
+        let body = json!({ "serviceName": service.name });
         let sent = Instant::now();
         api.action("services:stop", &body)?;
         Ok(ms(sent.elapsed()))
     };
     for service in &services {
         figures.stop_one.samples.push(stop(&mut api, service)?);
-        let body = format!(r#"{{"serviceName":"{}"}}"#, service.name);
-        api.action("services:start", &body)?;
+        api.action("services:start", &json!({ "serviceName": service.name }))?;
     }
-    conductor.remember(&api.get_all()?);
+    let statuses = fleet::get_all(&mut api)?;
+    fleet::remember(&mut conductor, &statuses);
     let crowd = Crowd::start(UNRELATED_PROCESSES)?;
     let quiet = Summary::of(&figures.stop_one.samples).map(|s| s.median);
     // Every service started before the crowd, so each stop scans all of it.
@@ -1010,7 +1020,7 @@ fn stop_with_crowd(
     }
     drop(crowd);
     conductor.terminate();
-    if !conductor.wait_exit(Duration::from_secs(30)) {
+    if conductor.wait_exit(Duration::from_secs(30)).is_err() {
         bail!("conductor did not exit within 30 s of SIGTERM");
     }
     Ok(())
@@ -1024,33 +1034,29 @@ fn log_flood_rss(binaries: &Binaries, work: &Path, data_dir: &Path) -> anyhow::R
         ..FleetSpec::plain(LOG_FLOOD_SERVICES)
     };
     let (registry, services) = fleet::write_registry(work, &spec, &binaries.fake_service)?;
-    let mut conductor = Conductor::spawn(&binaries.conductor, &registry, data_dir)?;
-    conductor.wait_line("All services ready", Duration::from_secs(60))?;
-    let mut api = conductor.connect_api()?;
-    conductor.remember(&api.get_all()?);
+    let (mut conductor, mut api, _) = fleet::start_ready(&binaries.conductor, &registry, data_dir)?;
     let last = format!("{LOG_FLOOD_LINES:07}");
     let deadline = Instant::now() + Duration::from_secs(600);
     for service in &services {
-        loop {
-            let body = format!(r#"{{"serviceName":"{}","lines":1}}"#, service.name);
-            let logs = api.call_json("logs:get", &body)?;
-            let newest = logs["logs"][0]["message"].as_str().unwrap_or_default();
-            if newest.contains(&last) {
-                break;
-            }
-            if Instant::now() >= deadline {
-                bail!(
-                    "{} did not log its last burst line within 600 s",
-                    service.name
-                );
-            }
-            // Polling interval of the condition (deadline above), not synchronisation.
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let body = json!({ "serviceName": service.name, "lines": 1 });
+        try_wait_until(
+            deadline.saturating_duration_since(Instant::now()),
+            &format!("{} to log its last burst line", service.name),
+            || {
+                let logs = api.ok("logs:get", Some(&body))?;
+                let newest = logs["logs"][0]["message"].as_str().unwrap_or_default();
+                anyhow::Ok(if newest.contains(&last) {
+                    Ok(())
+                } else {
+                    Err(newest.to_owned())
+                })
+            },
+        )?;
     }
-    let rss = procfs::status_bytes(conductor.pid(), "VmRSS:").context("reading conductor's RSS")?;
+    let rss =
+        process::status_bytes(conductor.pid(), "VmRSS:").context("reading conductor's RSS")?;
     conductor.terminate();
-    if !conductor.wait_exit(Duration::from_secs(120)) {
+    if conductor.wait_exit(Duration::from_secs(120)).is_err() {
         bail!("conductor did not exit within 120 s after the log flood");
     }
     let _ = std::fs::remove_dir_all(data_dir.join("logs"));
@@ -1088,26 +1094,18 @@ impl Drop for Crowd {
 
 /// Waits until `service` is `running` with a pid, and returns the pid.
 fn running_pid(
-    api: &mut fleet::ApiClient,
+    api: &mut ControlConnection,
     service: &ServiceAddr,
     timeout: Duration,
 ) -> anyhow::Result<u32> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let statuses = api.get_all()?;
+    try_wait_until(timeout, &format!("{} to be running", service.name), || {
+        let statuses = fleet::get_all(api)?;
         let status = statuses.iter().find(|status| status.name == service.name);
-        if let Some(status) = status
-            && status.state == "running"
-            && let Some(pid) = status.pid
-        {
-            return Ok(pid);
-        }
-        if Instant::now() >= deadline {
-            bail!("{} is not running: {status:?}", service.name);
-        }
-        // Polling interval of the condition, not a wait for something to happen.
-        std::thread::sleep(Duration::from_millis(5));
-    }
+        let running = status
+            .filter(|status| status.state == "running")
+            .and_then(|status| status.pid);
+        anyhow::Ok(running.ok_or_else(|| format!("{status:?}")))
+    })
 }
 
 /// SIGTERM to a fleet whose last service ignores it: how long until the others are gone, and
@@ -1119,11 +1117,8 @@ fn stubborn_shutdown(
     spec: &FleetSpec,
 ) -> anyhow::Result<(Duration, Duration)> {
     let (registry, services) = fleet::write_registry(work, spec, &binaries.fake_service)?;
-    let mut conductor = Conductor::spawn(&binaries.conductor, &registry, data_dir)?;
-    conductor.wait_line("All services ready", Duration::from_secs(60))?;
-    let mut api = conductor.connect_api()?;
-    let statuses = api.get_all()?;
-    conductor.remember(&statuses);
+    let (mut conductor, api, statuses) =
+        fleet::start_ready(&binaries.conductor, &registry, data_dir)?;
     drop(api);
     let stubborn_name = &services.last().context("an empty fleet")?.name;
     let pid_of = |wanted: bool| -> Vec<u32> {
@@ -1141,7 +1136,7 @@ fn stubborn_shutdown(
     conductor.terminate();
     let others_gone = wait_gone(&others, Duration::from_secs(30))?;
     let all_gone = wait_gone(&stubborn, Duration::from_secs(30))?;
-    if !conductor.wait_exit(Duration::from_secs(30)) {
+    if conductor.wait_exit(Duration::from_secs(30)).is_err() {
         bail!("conductor did not exit within 30 s of SIGTERM");
     }
     Ok((

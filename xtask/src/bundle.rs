@@ -19,10 +19,11 @@ use std::{
 };
 
 use anyhow::{Context, bail, ensure};
+use conductor_test_support::{Fleet, TempDir};
 
 use self::archive::Entry;
 use crate::{
-    gates::{self, Fleet, Setup, TempDir},
+    gates::{self, Setup},
     util::{cargo, project_root, run_checked, target_dir},
 };
 
@@ -369,7 +370,7 @@ fn hex_sha256(bytes: &[u8]) -> String {
 /// ready, then quits it and expects a clean exit.
 fn test_bundle(archive: &Path) -> anyhow::Result<()> {
     let deadline = Instant::now() + TEST_TIMEOUT;
-    let unpacked = TempDir::new("bundle")?;
+    let unpacked = TempDir::try_new("bundle")?;
     run_checked(
         Command::new("tar")
             .arg("-xzf")
@@ -444,8 +445,8 @@ fn test_bundle(archive: &Path) -> anyhow::Result<()> {
         .arg("--data-dir")
         .arg(&data_dir)
         .current_dir(&top);
-    let mut fleet = Fleet::spawn(up, unpacked, data_dir.clone(), None)?;
-    let end_of_startup = fleet.wait_started(deadline)?;
+    let mut fleet = Fleet::spawn(up, &data_dir)?.owning(unpacked);
+    let end_of_startup = fleet.wait_started(gates::left(deadline))?.text;
     ensure!(
         end_of_startup == "✓ All services ready",
         "startup ended with {end_of_startup:?}; {}",
@@ -457,7 +458,7 @@ fn test_bundle(archive: &Path) -> anyhow::Result<()> {
         "no {migrated:?} line; {}",
         fleet.tail()
     );
-    let statuses = fleet.ipc()?.statuses()?;
+    let statuses = fleet.control()?.statuses()?;
     let n_running = statuses
         .iter()
         .filter(|status| status["status"] == "running")
@@ -477,12 +478,14 @@ fn test_bundle(archive: &Path) -> anyhow::Result<()> {
             .stdout(std::process::Stdio::null()),
     )
     .context("`conductor.sh quit`")?;
-    let status = fleet.wait_exit(deadline)?;
+    let status = fleet.wait_exit(gates::left(deadline))?;
     ensure!(
         status.success(),
         "conductor exited with {status} after quit; {}",
         fleet.tail()
     );
-    fleet.wait_for_line("`✓ Exiting`", deadline, |line| line == "✓ Exiting")?;
+    fleet.wait_for_line("`✓ Exiting`", gates::left(deadline), |line| {
+        line == "✓ Exiting"
+    })?;
     Ok(())
 }

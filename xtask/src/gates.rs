@@ -7,25 +7,24 @@
 //! The self-test runs each gate against a deliberately broken setup and requires a ✗, so a
 //! gate that cannot fail is caught. Building the binaries is the caller's job (`verify`).
 
-mod fleet;
-mod http;
-mod procs;
+mod setup;
 
 use std::{
     collections::BTreeSet,
+    net::SocketAddr,
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, anyhow, bail, ensure};
+use conductor_test_support::{
+    ControlApi, Proc, control,
+    http::{self, Request, Response},
+    process, try_wait_until,
+};
 use serde_json::{Value, json};
 
-pub(crate) use self::fleet::{Fleet, GateEnv, Setup, TempDir, wait_until};
-use self::{
-    fleet::service_health,
-    http::{Request, Response},
-    procs::Proc,
-};
+pub(crate) use self::setup::{GateEnv, Setup};
 use crate::util::{project_root, target_dir};
 
 /// The longest a gate may take, from starting its fleet to the fleet's exit. A healthy run
@@ -257,6 +256,19 @@ fn run_gate(env: &GateEnv, gate: &Gate, broken: bool) -> anyhow::Result<()> {
     (gate.check)(env, &setup)
 }
 
+/// What is left of a gate's time: each gate has one deadline for all its waits.
+pub(crate) fn left(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
+}
+
+/// `GET http://127.0.0.1:<port>/health` straight to a service; the status code.
+fn service_health(port: u16) -> anyhow::Result<u16> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let response = http::get(addr, "/health", Duration::from_secs(5))
+        .with_context(|| format!("GET {addr}/health"))?;
+    Ok(response.status)
+}
+
 fn one_line(err: &anyhow::Error) -> String {
     format!("{err:#}").replace('\n', " ")
 }
@@ -278,8 +290,8 @@ fn title(name: &str) -> String {
 /// Gate 1: every enabled service starts and the output is SPEC §7's, at startup and shutdown.
 fn startup(env: &GateEnv, setup: &Setup) -> anyhow::Result<()> {
     let deadline = Instant::now() + GATE_TIMEOUT;
-    let mut fleet = Fleet::up(env, setup, "startup")?;
-    let end_of_startup = fleet.wait_started(deadline)?;
+    let mut fleet = setup.up(env, "startup")?;
+    let end_of_startup = fleet.wait_started(left(deadline))?.text;
 
     let n = env.n_migrations;
     let mut expected = vec![format!(
@@ -303,8 +315,8 @@ fn startup(env: &GateEnv, setup: &Setup) -> anyhow::Result<()> {
         .collect();
     compare_lines("startup output", &expected, &status_lines)?;
 
-    let status = fleet.quit(deadline)?;
-    fleet.wait_for_line("`✓ Exiting`", deadline, |line| line == "✓ Exiting")?;
+    let status = fleet.quit(left(deadline))?;
+    fleet.wait_for_line("`✓ Exiting`", left(deadline), |line| line == "✓ Exiting")?;
     ensure!(
         status.success(),
         "conductor exited with {status} after app:quit"
@@ -371,9 +383,9 @@ fn compare_lines(what: &str, expected: &[String], actual: &[&String]) -> anyhow:
 /// Gate 2: `services:get-all` returns every service, the enabled ones running and answering.
 fn health(env: &GateEnv, setup: &Setup) -> anyhow::Result<()> {
     let deadline = Instant::now() + GATE_TIMEOUT;
-    let mut fleet = Fleet::up(env, setup, "health")?;
-    fleet.wait_started(deadline)?;
-    let statuses = fleet.ipc()?.statuses()?;
+    let mut fleet = setup.up(env, "health")?;
+    fleet.wait_started(left(deadline))?;
+    let statuses = fleet.control()?.statuses()?;
     let names: BTreeSet<&str> = statuses
         .iter()
         .filter_map(|status| status["name"].as_str())
@@ -416,16 +428,16 @@ fn health(env: &GateEnv, setup: &Setup) -> anyhow::Result<()> {
         }
     }
     ensure!(problems.is_empty(), "{}", problems.join("; "));
-    let _ = fleet.quit(deadline);
+    let _ = fleet.quit(left(deadline));
     Ok(())
 }
 
 /// Gate 3: a SIGKILLed service is restarted on its own and healthy again.
 fn restart(env: &GateEnv, setup: &Setup) -> anyhow::Result<()> {
     let deadline = Instant::now() + GATE_TIMEOUT;
-    let mut fleet = Fleet::up(env, setup, "restart")?;
-    fleet.wait_started(deadline)?;
-    let ipc = fleet.ipc()?;
+    let mut fleet = setup.up(env, "restart")?;
+    fleet.wait_started(left(deadline))?;
+    let ipc = fleet.control()?;
     let before = ipc.status_of(RESTART_VICTIM)?;
     ensure!(
         before["status"] == "running",
@@ -442,7 +454,7 @@ fn restart(env: &GateEnv, setup: &Setup) -> anyhow::Result<()> {
     );
 
     let what = format!("{RESTART_VICTIM} to be running again with a new pid after SIGKILL");
-    let after = wait_until(deadline, &what, || {
+    let after = try_wait_until(left(deadline), &what, || {
         let status = ipc.status_of(RESTART_VICTIM)?;
         match status["status"].as_str() {
             Some("failed") => bail!(
@@ -463,11 +475,11 @@ fn restart(env: &GateEnv, setup: &Setup) -> anyhow::Result<()> {
         after["restarts"]
     );
     let port = setup.service(RESTART_VICTIM)?.port;
-    wait_until(
-        deadline,
+    try_wait_until(
+        left(deadline),
         &format!("{RESTART_VICTIM}'s /health to answer 200"),
         || {
-            Ok(match service_health(port) {
+            anyhow::Ok(match service_health(port) {
                 Ok(200) => Ok(()),
                 Ok(code) => Err(format!("status {code}")),
                 Err(err) => Err(format!("{err:#}")),
@@ -478,7 +490,7 @@ fn restart(env: &GateEnv, setup: &Setup) -> anyhow::Result<()> {
         old.live_state().is_none(),
         "the killed process {old_pid} is still alive"
     );
-    let _ = fleet.quit(deadline);
+    let _ = fleet.quit(left(deadline));
     Ok(())
 }
 
@@ -518,12 +530,12 @@ fn refusal(response: &Response, status: u16, what: &str) -> anyhow::Result<Strin
 }
 
 fn wait_for_state(
-    ipc: &fleet::Ipc,
+    ipc: &ControlApi,
     name: &str,
     state: &str,
     deadline: Instant,
 ) -> anyhow::Result<Value> {
-    wait_until(deadline, &format!("{name} to be {state}"), || {
+    try_wait_until(left(deadline), &format!("{name} to be {state}"), || {
         let status = ipc.status_of(name)?;
         if status["status"] == state {
             Ok(Ok(status))
@@ -536,9 +548,9 @@ fn wait_for_state(
 /// Gate 4: every channel of SPEC §5 answers as specified, the error cases included.
 fn ipc(env: &GateEnv, setup: &Setup) -> anyhow::Result<()> {
     let deadline = Instant::now() + GATE_TIMEOUT;
-    let mut fleet = Fleet::up(env, setup, "ipc")?;
-    fleet.wait_started(deadline)?;
-    let ipc = fleet.ipc()?;
+    let mut fleet = setup.up(env, "ipc")?;
+    fleet.wait_started(left(deadline))?;
+    let ipc = fleet.control()?;
     let subject = json!({ "serviceName": IPC_SUBJECT });
 
     // services:get-all: every service, every field of ServiceStatus.
@@ -593,7 +605,7 @@ fn ipc(env: &GateEnv, setup: &Setup) -> anyhow::Result<()> {
             headers: &[("Host", &host), ("Authorization", &authorization)],
             body: b"",
         },
-        fleet::REQUEST_TIMEOUT,
+        control::REQUEST_TIMEOUT,
     )
     .context("GET /events")?;
     ensure!(
@@ -605,17 +617,19 @@ fn ipc(env: &GateEnv, setup: &Setup) -> anyhow::Result<()> {
     action("services:start", &subject)?;
     let running = wait_for_state(&ipc, IPC_SUBJECT, "running", deadline)?;
     events
-        .read_until(deadline, |line| line == "event: service:status-changed")
+        .read_until(left(deadline), |line| {
+            line == "event: service:status-changed"
+        })
         .map_err(|why| anyhow!("GET /events: no service:status-changed event: {why}"))?;
     drop(events);
     action("services:restart", &subject)?;
-    wait_until(
-        deadline,
+    try_wait_until(
+        left(deadline),
         &format!("{IPC_SUBJECT} to run again after services:restart"),
         || {
             let status = ipc.status_of(IPC_SUBJECT)?;
             if status["status"] == "running" && status["pid"] != running["pid"] {
-                Ok(Ok(()))
+                anyhow::Ok(Ok(()))
             } else {
                 Ok(Err(status.to_string()))
             }
@@ -746,7 +760,7 @@ fn ipc(env: &GateEnv, setup: &Setup) -> anyhow::Result<()> {
     refusal(&too_large, 413, "a body over 64 KiB")?;
 
     // app:quit: 202, then a clean exit.
-    let status = fleet.quit(deadline)?;
+    let status = fleet.quit(left(deadline))?;
     ensure!(
         status.success(),
         "conductor exited with {status} after app:quit"
@@ -758,13 +772,13 @@ fn ipc(env: &GateEnv, setup: &Setup) -> anyhow::Result<()> {
 /// lock and exits 0.
 fn shutdown(env: &GateEnv, setup: &Setup) -> anyhow::Result<()> {
     let deadline = Instant::now() + GATE_TIMEOUT;
-    let mut fleet = Fleet::up(env, setup, "shutdown")?;
-    fleet.wait_started(deadline)?;
-    let conductor = Proc::identify(fleet.conductor_pid())
-        .ok_or_else(|| anyhow!("conductor's pid {} does not exist", fleet.conductor_pid()))?;
+    let mut fleet = setup.up(env, "shutdown")?;
+    fleet.wait_started(left(deadline))?;
+    let conductor = Proc::identify(fleet.pid())
+        .ok_or_else(|| anyhow!("conductor's pid {} does not exist", fleet.pid()))?;
     let mut fleet_processes: Vec<(String, Proc)> = vec![("conductor".to_owned(), conductor)];
     let mut groups = Vec::new();
-    for status in fleet.ipc()?.statuses()? {
+    for status in fleet.control()?.statuses()? {
         let name = status["name"].as_str().unwrap_or("?").to_owned();
         let Some(pid) = status["pid"]
             .as_u64()
@@ -775,7 +789,7 @@ fn shutdown(env: &GateEnv, setup: &Setup) -> anyhow::Result<()> {
         let leader =
             Proc::identify(pid).ok_or_else(|| anyhow!("{name}'s pid {pid} does not exist"))?;
         groups.push((name.clone(), leader));
-        for member in procs::live_group_members(pid) {
+        for member in process::live_group_members(pid) {
             let label = if member.pid == pid {
                 name.clone()
             } else {
@@ -789,11 +803,13 @@ fn shutdown(env: &GateEnv, setup: &Setup) -> anyhow::Result<()> {
         .parent()
         .map(|dir| dir.join("grandchild.pid"))
         .ok_or_else(|| anyhow!("the data dir has no parent"))?;
-    let grandchild_pid = wait_until(deadline, "the grandchild's pid file", || {
-        Ok(std::fs::read_to_string(&pid_file)
-            .ok()
-            .and_then(|text| text.trim().parse::<u32>().ok())
-            .ok_or_else(|| format!("no pid in {}", pid_file.display())))
+    let grandchild_pid = try_wait_until(left(deadline), "the grandchild's pid file", || {
+        anyhow::Ok(
+            std::fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|text| text.trim().parse::<u32>().ok())
+                .ok_or_else(|| format!("no pid in {}", pid_file.display())),
+        )
     })?;
     let grandchild = Proc::identify(grandchild_pid)
         .ok_or_else(|| anyhow!("the grandchild (pid {grandchild_pid}) does not exist"))?;
@@ -804,7 +820,7 @@ fn shutdown(env: &GateEnv, setup: &Setup) -> anyhow::Result<()> {
         fleet.track(*process);
     }
 
-    let status = fleet.quit(deadline)?;
+    let status = fleet.quit(left(deadline))?;
     ensure!(
         status.success(),
         "conductor exited with {status} after app:quit"
@@ -819,7 +835,7 @@ fn shutdown(env: &GateEnv, setup: &Setup) -> anyhow::Result<()> {
         })
         .collect();
     for (name, leader) in &groups {
-        for member in procs::live_group_members(leader.pid) {
+        for member in process::live_group_members(leader.pid) {
             if !fleet_processes.iter().any(|(_, known)| *known == member) {
                 survivors.push(format!("pid {} in {name}'s group", member.pid));
             }

@@ -7,10 +7,6 @@ mod bundle;
 mod demo;
 mod fixtures;
 mod gates;
-/// The fixture's chooser of free ports below the OS's ephemeral range, shared as source so that
-/// xtask does not build fake-service's dependencies for thirty lines of std.
-#[path = "../../fixtures/fake-service/src/ports.rs"]
-mod ports;
 mod tidy;
 mod util;
 mod verify;

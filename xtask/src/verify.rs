@@ -29,6 +29,7 @@ const LIBRARY_CRATES: &[&str] = &[
     "conductor-db",
     "conductor-supervisor",
     "conductor-ipc",
+    "conductor-test-support",
 ];
 
 const USAGE: &str = "usage: cargo xtask verify [--gates | --self-test]

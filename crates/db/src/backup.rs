@@ -253,6 +253,8 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 
 #[cfg(test)]
 mod tests {
+    use conductor_test_support::TempDir;
+
     use super::*;
 
     #[test]
@@ -290,33 +292,15 @@ mod tests {
         assert_eq!(seq("factsway-000007-v2.db"), None);
     }
 
-    /// A directory under the system temp dir, removed on drop even when the test panics.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(name: &str) -> TempDir {
-            let dir = std::env::temp_dir()
-                .join(format!("conductor-db-backup-{name}-{}", std::process::id()));
-            let _ = fs::remove_dir_all(&dir);
-            fs::create_dir_all(&dir).expect("temp dir is writable");
-            TempDir(dir)
-        }
-
-        fn names(&self) -> Vec<String> {
-            let mut names: Vec<String> = fs::read_dir(&self.0)
-                .expect("temp dir is readable")
-                .map(|entry| entry.expect("readable entry").file_name().into_string())
-                .collect::<Result<_, _>>()
-                .expect("UTF-8 names");
-            names.sort();
-            names
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
+    /// The names of the files in `dir`, sorted.
+    fn file_names(dir: &TempDir) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir.path())
+            .expect("temp dir is readable")
+            .map(|entry| entry.expect("readable entry").file_name().into_string())
+            .collect::<Result<_, _>>()
+            .expect("UTF-8 names");
+        names.sort();
+        names
     }
 
     /// 2026-11-25T03:02:01Z plus `days`.
@@ -329,33 +313,37 @@ mod tests {
         let dir = TempDir::new("names");
         let mut names = Vec::new();
         for _ in 0..5 {
-            let path = free_name(&dir.0, "app", 1, day(0)).expect("lists the dir");
+            let path = free_name(dir.path(), "app", 1, day(0)).expect("lists the dir");
             fs::write(&path, b"").expect("temp dir is writable");
             names.push(path);
         }
         let mut sorted = names.clone();
         sorted.sort();
         assert_eq!(names, sorted);
-        assert_eq!(dir.names().len(), 5, "same timestamp, still five names");
+        assert_eq!(
+            file_names(&dir).len(),
+            5,
+            "same timestamp, still five names"
+        );
     }
 
     #[test]
     fn sequence_not_clock_decides_which_backups_prune_keeps() {
         let dir = TempDir::new("clock-back");
-        fs::write(dir.0.join("app-20990101T000000.000000Z-v1.db"), b"").expect("write");
+        fs::write(dir.join("app-20990101T000000.000000Z-v1.db"), b"").expect("write");
         // Made while the clock was ten days ahead.
         for days in 10..13 {
-            let path = free_name(&dir.0, "app", 1, day(days)).expect("lists the dir");
+            let path = free_name(dir.path(), "app", 1, day(days)).expect("lists the dir");
             fs::write(&path, b"").expect("write");
         }
         // The clock is set back.
-        let newest = free_name(&dir.0, "app", 2, day(0)).expect("lists the dir");
+        let newest = free_name(dir.path(), "app", 2, day(0)).expect("lists the dir");
         fs::write(&newest, b"").expect("write");
 
-        prune(&dir.0, "app", &newest);
+        prune(dir.path(), "app", &newest);
 
         assert_eq!(
-            dir.names(),
+            file_names(&dir),
             [
                 "app-000002-20261206T030201.000000Z-v1.db",
                 "app-000003-20261207T030201.000000Z-v1.db",

@@ -474,26 +474,9 @@ pub enum CloseErrorKind {
 
 #[cfg(test)]
 mod tests {
+    use conductor_test_support::TempDir;
+
     use super::*;
-
-    /// A fresh directory under the system temp dir, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(name: &str) -> Self {
-            let dir = std::env::temp_dir()
-                .join(format!("conductor-db-unit-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).expect("the temp dir is writable");
-            Self(dir)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 
     #[test]
     fn connection_has_wal_busy_timeout_and_foreign_keys() {
@@ -501,7 +484,7 @@ mod tests {
         let options = OpenOptions {
             busy_timeout: Duration::from_millis(1234),
         };
-        let db = Database::open(&dir.0.join("app.db"), &options).expect("opens");
+        let db = Database::open(&dir.join("app.db"), &options).expect("opens");
         let pragma = |name: &str| -> String {
             db.conn
                 .query_row(&format!("PRAGMA {name}"), [], |row| {
@@ -519,7 +502,7 @@ mod tests {
         assert_eq!(pragma("foreign_keys"), "1");
         db.close().expect("closes");
         assert!(
-            !dir.0.join("app.db-wal").exists(),
+            !dir.join("app.db-wal").exists(),
             "close removes the -wal file"
         );
     }

@@ -10,8 +10,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{LockHolder, TempDir, dump, redact, wait_until};
+use common::{LockHolder, dump, migrations_dir, redact};
 use conductor_db::{Database, MigrateErrorKind, Migrations, OpenErrorKind, OpenOptions};
+use conductor_test_support::{TempDir, wait_until};
 
 /// Set in the environment of the unprivileged re-run of this test binary.
 const UNPRIVILEGED_ENV: &str = "CONDUCTOR_DB_TEST_UNPRIVILEGED";
@@ -35,7 +36,7 @@ fn missing_directory_is_named() {
         !tmp.join("nope").exists(),
         "open does not create directories"
     );
-    insta::assert_snapshot!(redact(&err.to_string(), &tmp.path));
+    insta::assert_snapshot!(redact(&err.to_string(), tmp.path()));
 }
 
 #[test]
@@ -56,7 +57,7 @@ fn file_that_is_not_a_database_is_refused_and_left_untouched() {
         content,
         "bytes are unchanged"
     );
-    let mut names: Vec<String> = std::fs::read_dir(&tmp.path)
+    let mut names: Vec<String> = std::fs::read_dir(tmp.path())
         .expect("readdir")
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -67,7 +68,7 @@ fn file_that_is_not_a_database_is_refused_and_left_untouched() {
         ["factsway.db"],
         "no -wal, -shm or journal file appeared"
     );
-    insta::assert_snapshot!(redact(&err.to_string(), &tmp.path));
+    insta::assert_snapshot!(redact(&err.to_string(), tmp.path()));
 }
 
 #[test]
@@ -77,7 +78,7 @@ fn directory_in_place_of_the_file_is_refused() {
     std::fs::create_dir_all(&path).expect("mkdir");
     let err = Database::open(&path, &OpenOptions::default()).expect_err("a directory");
     assert!(matches!(err.kind, OpenErrorKind::IsADirectory), "{err}");
-    insta::assert_snapshot!(redact(&err.to_string(), &tmp.path));
+    insta::assert_snapshot!(redact(&err.to_string(), tmp.path()));
 }
 
 /// Whether this process runs as root, for whom permission bits do not stop writes.
@@ -120,7 +121,7 @@ fn read_only_directory_and_file_are_refused() {
         "{err}"
     );
     assert!(!path.exists());
-    let dir_message = redact(&err.to_string(), &tmp.path);
+    let dir_message = redact(&err.to_string(), tmp.path());
 
     let path = tmp.join("factsway.db");
     Database::open(&path, &OpenOptions::default())
@@ -132,7 +133,7 @@ fn read_only_directory_and_file_are_refused() {
     let err = Database::open(&path, &OpenOptions::default()).expect_err("read-only file");
     assert!(matches!(err.kind, OpenErrorKind::ReadOnlyFile), "{err}");
     assert_eq!(std::fs::read(&path).expect("read"), before);
-    let file_message = redact(&err.to_string(), &tmp.path);
+    let file_message = redact(&err.to_string(), tmp.path());
 
     if std::env::var_os(UNPRIVILEGED_ENV).is_some() {
         println!("READ-ONLY-DIR: {dir_message}");
@@ -155,7 +156,8 @@ fn run_unprivileged(test_name: &str) -> String {
     }
     let exe = std::env::current_exe().expect("the test binary's path");
     let out_dir = TempDir::new("unprivileged-out");
-    std::fs::set_permissions(&out_dir.path, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    std::fs::set_permissions(out_dir.path(), std::fs::Permissions::from_mode(0o777))
+        .expect("chmod");
     let stdout_path = out_dir.join("stdout");
     let stdout = std::fs::File::create(&stdout_path).expect("create");
     let mut guard = Guard(
@@ -174,8 +176,14 @@ fn run_unprivileged(test_name: &str) -> String {
     let status = wait_until(
         Duration::from_secs(60),
         "the unprivileged re-run to exit",
-        || guard.0.try_wait().ok().flatten(),
-        || "still running".to_owned(),
+        || {
+            guard
+                .0
+                .try_wait()
+                .ok()
+                .flatten()
+                .ok_or_else(|| "still running".to_owned())
+        },
     );
     let output = std::fs::read_to_string(&stdout_path).expect("read stdout");
     assert!(
@@ -218,7 +226,7 @@ fn database_locked_by_another_process_is_reported_with_its_pid() {
         Some(holder.pid()),
         "the lock holder is found in /proc/locks"
     );
-    insta::assert_snapshot!(redact(&err.to_string(), &tmp.path));
+    insta::assert_snapshot!(redact(&err.to_string(), tmp.path()));
     drop(holder);
     assert_eq!(dump(&path), before);
     // Once the other process is gone, the same database opens.
@@ -236,7 +244,8 @@ fn migration_waiting_on_another_process_lock_is_reported_and_changes_nothing() {
     let mut db = Database::open(&path, &short_timeout()).expect("opens");
     db.init(&Migrations::Embedded, &backups).expect("init");
     let before = dump(&path);
-    let dir = tmp.migrations_dir(
+    let dir = migrations_dir(
+        &tmp,
         "migrations",
         &[("V3__add_things.sql", "CREATE TABLE things (id);")],
     );
@@ -252,7 +261,7 @@ fn migration_waiting_on_another_process_lock_is_reported_and_changes_nothing() {
     };
     assert_eq!(migration.as_deref(), Some("V3__add_things"));
     assert_eq!(*pid, Some(holder.pid()));
-    insta::assert_snapshot!(redact(&err.to_string(), &tmp.path));
+    insta::assert_snapshot!(redact(&err.to_string(), tmp.path()));
     drop(holder);
     assert_eq!(dump(&path), before);
     db.close().expect("closes");
@@ -269,7 +278,8 @@ fn backups_directory_that_cannot_be_created_stops_the_migration() {
     // A file where the backups directory should be: fails for root too.
     let blocked = tmp.join("blocked");
     std::fs::write(&blocked, "").expect("write");
-    let dir = tmp.migrations_dir(
+    let dir = migrations_dir(
+        &tmp,
         "migrations",
         &[("V3__add_things.sql", "CREATE TABLE things (id);")],
     );
@@ -280,7 +290,7 @@ fn backups_directory_that_cannot_be_created_stops_the_migration() {
 
     assert!(matches!(err.kind, MigrateErrorKind::Backup { .. }), "{err}");
     assert_eq!(dump(&path), before, "nothing was migrated without a backup");
-    insta::assert_snapshot!(redact(&err.to_string(), &tmp.path));
+    insta::assert_snapshot!(redact(&err.to_string(), tmp.path()));
     db.close().expect("closes");
 }
 
@@ -289,10 +299,10 @@ fn paths_in_messages_are_whole() {
     // The snapshot redaction must not hide a wrong path: the temp dir is the only thing
     // replaced, so a message naming another directory would show it.
     let tmp = TempDir::new("redact");
-    let text = format!("{}/a.db and /elsewhere/b.db, pid 42", tmp.path.display());
+    let text = format!("{}/a.db and /elsewhere/b.db, pid 42", tmp.path().display());
     assert_eq!(
-        redact(&text, &tmp.path),
+        redact(&text, tmp.path()),
         "[TMP]/a.db and /elsewhere/b.db, pid [PID]"
     );
-    assert!(Path::new(&tmp.path).is_dir());
+    assert!(Path::new(tmp.path()).is_dir());
 }

@@ -6,10 +6,11 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{TempDir, dump, execute, redact, workspace_migrations};
+use common::{dump, execute, migrations_dir, redact, workspace_migrations};
 use conductor_db::{
     Database, DbStatus, MigrateErrorKind, Migrations, OpenOptions, Restored, database_url,
 };
+use conductor_test_support::TempDir;
 
 fn open(path: &Path) -> Database {
     Database::open(path, &OpenOptions::default()).expect("the database opens")
@@ -122,7 +123,8 @@ fn runtime_dir_with_an_extra_v3_is_backed_up_then_applied() {
         &tmp,
         "INSERT INTO app_meta (key, value) VALUES ('owner', 'test');",
     );
-    let dir = tmp.migrations_dir(
+    let dir = migrations_dir(
+        &tmp,
         "migrations",
         &[(
             "V3__add_things.sql",
@@ -141,7 +143,7 @@ fn runtime_dir_with_an_extra_v3_is_backed_up_then_applied() {
     assert_eq!(
         redact(
             &backup.file_name().expect("file name").to_string_lossy(),
-            &tmp.path
+            tmp.path()
         ),
         "factsway-000001-[TIME]-v2.db"
     );
@@ -194,14 +196,14 @@ fn backups_keep_the_newest_three() {
             .iter()
             .map(|(f, s)| (f.as_str(), s.as_str()))
             .collect();
-        let dir = tmp.migrations_dir(&format!("migrations-{version}"), &files);
+        let dir = migrations_dir(&tmp, &format!("migrations-{version}"), &files);
         let report = db.init(&Migrations::Dir(dir), &backups).expect("migrates");
         assert_eq!(report.migrations_run, 1);
     }
 
     let names: Vec<String> = backups_in(&backups)
         .iter()
-        .map(|name| redact(name, &tmp.path))
+        .map(|name| redact(name, tmp.path()))
         .collect();
     assert_eq!(
         names,
@@ -235,7 +237,8 @@ fn issue_12_backup_made_after_the_clock_was_set_back_is_kept_and_restored() {
         std::fs::write(backups.join(name), "a backup from when the clock was ahead")
             .expect("write");
     }
-    let dir = tmp.migrations_dir(
+    let dir = migrations_dir(
+        &tmp,
         "migrations",
         &[
             (
@@ -259,7 +262,7 @@ fn issue_12_backup_made_after_the_clock_was_set_back_is_kept_and_restored() {
     assert_eq!(
         redact(
             &backup.file_name().expect("file name").to_string_lossy(),
-            &tmp.path
+            tmp.path()
         ),
         "factsway-000001-[TIME]-v2.db"
     );
@@ -293,7 +296,8 @@ fn failing_v3_is_named_and_the_database_restored_from_the_backup() {
          INSERT INTO service_events (service, to_state, timestamp)
              VALUES ('records', 'running', '2026-01-01T00:00:00Z');",
     );
-    let dir = tmp.migrations_dir(
+    let dir = migrations_dir(
+        &tmp,
         "migrations",
         &[("V3__add_things.sql", "CREATE TABL things (id);")],
     );
@@ -319,7 +323,7 @@ fn failing_v3_is_named_and_the_database_restored_from_the_backup() {
         before,
         "content is identical to before the failed init"
     );
-    insta::assert_snapshot!(redact(&err.to_string(), &tmp.path));
+    insta::assert_snapshot!(redact(&err.to_string(), tmp.path()));
     // Still usable, and still at version 2.
     assert_eq!(db.status().expect("status").version, Some(2));
     assert_eq!(
@@ -338,7 +342,8 @@ fn failing_v4_also_undoes_the_v3_applied_in_the_same_run() {
         &tmp,
         "INSERT INTO app_meta (key, value) VALUES ('owner', 'test');",
     );
-    let dir = tmp.migrations_dir(
+    let dir = migrations_dir(
+        &tmp,
         "migrations",
         &[
             (
@@ -400,7 +405,7 @@ fn failing_first_migration_leaves_a_new_database_empty() {
         "nothing at all, not even the history table"
     );
     assert_eq!(backups_in(&backups), Vec::<String>::new());
-    insta::assert_snapshot!(redact(&err.to_string(), &tmp.path));
+    insta::assert_snapshot!(redact(&err.to_string(), tmp.path()));
     db.close().expect("closes");
 }
 
@@ -448,7 +453,7 @@ fn history_newer_than_known_is_refused_untouched() {
             path: path.clone()
         }
     );
-    insta::assert_snapshot!(redact(&err.to_string(), &tmp.path));
+    insta::assert_snapshot!(redact(&err.to_string(), tmp.path()));
     db.close().expect("closes");
 }
 
@@ -460,7 +465,7 @@ fn edited_applied_migration_is_refused() {
     let mut db = open(&path);
     db.init(&Migrations::Embedded, &backups)
         .expect("first init");
-    let dir = tmp.migrations_dir("migrations", &[]);
+    let dir = migrations_dir(&tmp, "migrations", &[]);
     std::fs::write(
         dir.join("V2__app_meta.sql"),
         "CREATE TABLE app_meta (key TEXT PRIMARY KEY, value TEXT);",
@@ -477,7 +482,7 @@ fn edited_applied_migration_is_refused() {
         "{err}"
     );
     assert_eq!(dump(&path), before);
-    insta::assert_snapshot!(redact(&err.to_string(), &tmp.path));
+    insta::assert_snapshot!(redact(&err.to_string(), tmp.path()));
     db.close().expect("closes");
 }
 
@@ -492,7 +497,7 @@ fn missing_migrations_directory_is_reported() {
         matches!(err.kind, MigrateErrorKind::LoadMigrations { .. }),
         "{err}"
     );
-    insta::assert_snapshot!(redact(&err.to_string(), &tmp.path));
+    insta::assert_snapshot!(redact(&err.to_string(), tmp.path()));
 
     let empty = tmp.join("empty");
     std::fs::create_dir_all(&empty).expect("mkdir");
@@ -501,7 +506,7 @@ fn missing_migrations_directory_is_reported() {
         .expect_err("empty dir");
     insta::assert_snapshot!(
         "empty_migrations_directory",
-        redact(&err.to_string(), &tmp.path)
+        redact(&err.to_string(), tmp.path())
     );
     db.close().expect("closes");
 }

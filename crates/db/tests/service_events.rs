@@ -7,11 +7,12 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{TempDir, redact};
+use common::redact;
 use conductor_db::{
     Database, EventRecorder, Migrations, OpenErrorKind, OpenOptions, RecorderOptions,
     RecorderSummary, ServiceEventRow,
 };
+use conductor_test_support::{TempDir, wait_until};
 
 fn migrated(tmp: &TempDir) -> std::path::PathBuf {
     let path = tmp.join("factsway.db");
@@ -144,19 +145,20 @@ fn history_beyond_max_rows_is_pruned_oldest_first() {
             recorder.record(r.clone());
         }
         let last = burst.last().expect("bursts are not empty");
-        let stored = common::wait_until(
+        let stored = wait_until(
             Duration::from_secs(30),
             &format!("{:?} to be written", last.reason),
             || {
                 let stored = stored_rows(&path);
-                (stored.last() == Some(last)).then_some(stored)
-            },
-            || {
-                format!(
-                    "{} rows, the last {:?}",
-                    stored_rows(&path).len(),
-                    stored_rows(&path).last()
-                )
+                if stored.last() == Some(last) {
+                    Ok(stored)
+                } else {
+                    Err(format!(
+                        "{} rows, the last {:?}",
+                        stored.len(),
+                        stored.last()
+                    ))
+                }
             },
         );
         assert!(stored.len() <= 50, "{} rows kept", stored.len());
@@ -188,7 +190,7 @@ fn recorder_needs_a_migrated_database() {
         .expect("closes");
     let err = EventRecorder::start(&empty).expect_err("no table");
     assert!(matches!(err.kind, OpenErrorKind::NotInitialized), "{err}");
-    insta::assert_snapshot!(redact(&err.to_string(), &tmp.path));
+    insta::assert_snapshot!(redact(&err.to_string(), tmp.path()));
 }
 
 #[test]

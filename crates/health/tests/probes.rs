@@ -3,27 +3,26 @@
 //! Every process a test starts is in its own group, killed and reaped when its guard drops.
 
 use std::{
-    future::Future,
-    net::Ipv4Addr,
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    net::{Ipv4Addr, SocketAddr, TcpStream},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
 use conductor_health::{NotReady, Probe, ProbeOutcome, Prober};
+use conductor_test_support::{
+    DEADLINE, GroupGuard, TempDir, free_port, http, process, wait_until_async,
+};
 use nix::{sys::signal, unistd::Pid};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
+    net::TcpListener,
 };
 
-/// For things that normally take milliseconds, on a loaded machine.
-const DEADLINE: Duration = Duration::from_secs(20);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A running fake-service; its process group is SIGKILLed and the child reaped on drop.
 struct FakeService {
-    child: Child,
+    _guard: GroupGuard,
     port: u16,
 }
 
@@ -46,16 +45,17 @@ impl FakeService {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
-        std::os::unix::process::CommandExt::process_group(&mut command, 0);
-        let child = command.spawn().expect("fake-service starts");
-        FakeService { child, port }
+        let guard = GroupGuard::spawn(&mut command).expect("fake-service starts");
+        FakeService {
+            _guard: guard,
+            port,
+        }
     }
 
     async fn wait_listening(&self) {
         let port = self.port;
-        wait_until("fake-service accepts connections", || async move {
+        wait_until_async(DEADLINE, "fake-service accepts connections", || {
             TcpStream::connect(("127.0.0.1", port))
-                .await
                 .map(drop)
                 .map_err(|err| err.to_string())
         })
@@ -70,61 +70,15 @@ impl FakeService {
     }
 
     /// `GET /info` of this instance, as JSON.
-    async fn info(&self) -> serde_json::Value {
-        let body = raw_get(self.port, "/info").await;
-        serde_json::from_str(&body).expect("/info answers JSON")
+    fn info(&self) -> serde_json::Value {
+        http::get(
+            SocketAddr::from(([127, 0, 0, 1], self.port)),
+            "/info",
+            DEADLINE,
+        )
+        .and_then(|response| response.json())
+        .expect("/info answers JSON")
     }
-}
-
-impl Drop for FakeService {
-    fn drop(&mut self) {
-        let _ = signal::killpg(
-            Pid::from_raw(self.child.id() as i32),
-            signal::Signal::SIGKILL,
-        );
-        let _ = self.child.wait();
-    }
-}
-
-/// Polls `check` until it returns `Ok` or [`DEADLINE`] passes, then panics with the last error.
-async fn wait_until<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        match check().await {
-            Ok(value) => return value,
-            Err(last) if Instant::now() >= deadline => {
-                panic!("expected {what} within {DEADLINE:?}; last seen: {last}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    fake_service::free_port()
-}
-
-/// A minimal `Connection: close` GET, returning the body.
-async fn raw_get(port: u16, path: &str) -> String {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect");
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("send");
-    let mut response = String::new();
-    tokio::time::timeout(DEADLINE, stream.read_to_string(&mut response))
-        .await
-        .expect("the response arrives in time")
-        .expect("read the response");
-    let (_head, body) = response
-        .split_once("\r\n\r\n")
-        .expect("a complete response");
-    body.to_owned()
 }
 
 /// A server that accepts connections and reads from them but never answers.
@@ -164,31 +118,6 @@ async fn canned_server(response: Vec<u8>) -> (u16, tokio::task::JoinHandle<()>) 
         }
     });
     (port, task)
-}
-
-/// A directory of its own under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "conductor-health-{name}-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
-        std::fs::create_dir_all(&dir).expect("create the temp dir");
-        TempDir(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn unhealthy(reason: &str) -> ProbeOutcome {
@@ -263,7 +192,7 @@ async fn http_status_changes_are_seen_over_a_reused_connection() {
             unhealthy("GET /health answered 503")
         ]
     );
-    assert_eq!(service.info().await["healthRequests"], 3);
+    assert_eq!(service.info()["healthRequests"], 3);
 }
 
 #[tokio::test]
@@ -331,17 +260,19 @@ async fn a_service_listening_on_ipv6_loopback_only_is_found() {
         .env("FAKE_HOST", "::1")
         .stdin(Stdio::null())
         .stdout(Stdio::null());
-    std::os::unix::process::CommandExt::process_group(&mut command, 0);
     let service = FakeService {
-        child: command.spawn().expect("fake-service starts"),
+        _guard: GroupGuard::spawn(&mut command).expect("fake-service starts"),
         port,
     };
-    wait_until("fake-service accepts connections on [::1]", || async move {
-        TcpStream::connect(("::1", port))
-            .await
-            .map(drop)
-            .map_err(|err| err.to_string())
-    })
+    wait_until_async(
+        DEADLINE,
+        "fake-service accepts connections on [::1]",
+        || {
+            TcpStream::connect(("::1", port))
+                .map(drop)
+                .map_err(|err| err.to_string())
+        },
+    )
     .await;
     let prober = Prober::new();
     assert_eq!(
@@ -442,11 +373,10 @@ fn is_gone(pid: i32) -> Result<(), String> {
         Err(nix::errno::Errno::ESRCH) => Ok(()),
         other => {
             // Killed but not yet reaped by its new parent counts as gone.
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            match stat.rsplit_once(") ") {
-                Some((_, rest)) if rest.starts_with('Z') => Ok(()),
-                _ => Err(format!(
-                    "pid {pid} still exists (kill(0): {other:?}; stat: {stat})"
+            match u32::try_from(pid).ok().and_then(process::stat) {
+                Some(stat) if stat.has_exited() => Ok(()),
+                stat => Err(format!(
+                    "pid {pid} still exists (kill(0): {other:?}; stat: {stat:?})"
                 )),
             }
         }
@@ -474,9 +404,10 @@ async fn exec_that_hangs_is_killed_with_its_children_on_timeout() {
         .trim()
         .parse()
         .expect("a pid");
-    wait_until(
+    wait_until_async(
+        DEADLINE,
         "the probe's background sleeper to be killed",
-        || async move { is_gone(sleeper) },
+        || is_gone(sleeper),
     )
     .await;
 }
@@ -496,12 +427,12 @@ async fn the_correlation_id_arrives() {
     prober
         .probe(&service.http(), PROBE_TIMEOUT, "attempt-7f3a")
         .await;
-    assert_eq!(service.info().await["lastCorrelationId"], "attempt-7f3a");
+    assert_eq!(service.info()["lastCorrelationId"], "attempt-7f3a");
     prober
         .wait_ready(&service.http(), DEADLINE, "attempt-8b4c")
         .await
         .expect("ready");
-    assert_eq!(service.info().await["lastCorrelationId"], "attempt-8b4c");
+    assert_eq!(service.info()["lastCorrelationId"], "attempt-8b4c");
 }
 
 #[tokio::test]
@@ -521,7 +452,7 @@ async fn wait_ready_sees_a_slow_starter_become_ready() {
     // Generous for a loaded machine, yet well short of the ready timeout.
     assert!(waited < ready_timeout / 2, "took {waited:?}");
     // It stops at the first healthy answer: the refused attempts never reached the service.
-    assert_eq!(service.info().await["healthRequests"], 1);
+    assert_eq!(service.info()["healthRequests"], 1);
 }
 
 #[tokio::test]
@@ -571,16 +502,12 @@ async fn a_hung_probe_does_not_hold_up_another() {
 
 /// Reads the pid a probe script wrote to `path` (write, then rename).
 async fn pid_in(path: &std::path::Path) -> i32 {
-    let path = path.to_owned();
-    wait_until("the probe to write its child's pid", move || {
-        let path = path.clone();
-        async move {
-            std::fs::read_to_string(&path)
-                .map_err(|e| e.to_string())?
-                .trim()
-                .parse::<i32>()
-                .map_err(|e| e.to_string())
-        }
+    wait_until_async(DEADLINE, "the probe to write its child's pid", || {
+        std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())?
+            .trim()
+            .parse::<i32>()
+            .map_err(|e| e.to_string())
     })
     .await
 }
@@ -600,7 +527,7 @@ async fn exec_that_exits_leaves_no_background_process() {
         .await;
     assert_eq!(outcome, ProbeOutcome::Healthy);
     let sleeper = pid_in(&pid_file).await;
-    wait_until("the exited probe's sleeper to be killed", || async move {
+    wait_until_async(DEADLINE, "the exited probe's sleeper to be killed", || {
         is_gone(sleeper)
     })
     .await;
@@ -624,7 +551,7 @@ async fn a_dropped_exec_probe_kills_its_whole_group() {
         pid = pid_in(&pid_file) => pid,
     };
     // The probe future was dropped when the select ended.
-    wait_until("the dropped probe's sleeper to be killed", || async move {
+    wait_until_async(DEADLINE, "the dropped probe's sleeper to be killed", || {
         is_gone(sleeper)
     })
     .await;

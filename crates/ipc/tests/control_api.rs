@@ -6,13 +6,14 @@ pub mod common;
 
 use std::time::Duration;
 
-use common::{DEADLINE, Fixture, TempDir, raw_request, wait_until};
+use common::{Fixture, raw_request};
 use conductor_ipc::{ClientError, ServeError, ServerConfig};
 use conductor_protocol::{
     AppHealth, AppHealthStatus, Channel, DatabaseInitResponse, DatabaseStatus, GetPathRequest,
     GetPathResponse, IpcInfo, LogsGetRequest, LogsGetResponse, PathName, ServiceActionResponse,
     ServiceRequest, ServiceState, ServiceStatus, SuccessResponse,
 };
+use conductor_test_support::{DEADLINE, TempDir, wait_until_async};
 
 fn service(name: &str) -> ServiceRequest {
     ServiceRequest {
@@ -396,7 +397,7 @@ async fn the_client_reports_api_errors_with_the_servers_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_of_a_gone_instance_says_it_is_unreachable() {
-    let port = common::free_port();
+    let port = conductor_test_support::free_port();
     let client = conductor_ipc::Client::new(IpcInfo {
         url: format!("http://127.0.0.1:{port}"),
         token: "t".to_owned(),
@@ -499,12 +500,14 @@ async fn shutdown_closes_the_listener() {
     tokio::time::timeout(Duration::from_secs(10), server.shutdown())
         .await
         .expect("shutdown is bounded");
-    wait_until("the listener to be closed", || async {
-        match tokio::net::TcpStream::connect(addr).await {
+    wait_until_async(
+        DEADLINE,
+        "the listener to be closed",
+        || match std::net::TcpStream::connect(addr) {
             Err(_) => Ok(()),
             Ok(_) => Err("a connection was accepted".to_owned()),
-        }
-    })
+        },
+    )
     .await;
     fixture.finish().await;
 }

@@ -6,9 +6,10 @@ pub mod common;
 
 use std::time::Duration;
 
-use common::{DEADLINE, Fixture, parse_response};
+use common::{Fixture, parse_response};
 use conductor_ipc::EventStream;
 use conductor_protocol::{Channel, Event, ServiceActionResponse, ServiceRequest, ServiceState};
+use conductor_test_support::DEADLINE;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 fn service(name: &str) -> ServiceRequest {

@@ -28,41 +28,17 @@ mod bench {
     use std::{
         fs,
         io::Read,
-        os::unix::process::CommandExt,
         path::{Path, PathBuf},
-        process::{Child, Command, ExitCode, Stdio},
+        process::{Command, ExitCode, Stdio},
         time::{Duration, Instant},
     };
 
     use conductor_logs::{LogConfig, Logs, Stream};
+    use conductor_test_support::{GroupGuard, TempDir, process};
 
     const N_LINES: u64 = 1_000_000;
     const LINE_BYTES: usize = 100;
     const SERVICE: &str = "chatty";
-
-    /// Kills the fake-service's process group and reaps it, whatever happens.
-    struct Guard(Child);
-
-    impl Drop for Guard {
-        fn drop(&mut self) {
-            if let Ok(pid) = i32::try_from(self.0.id()) {
-                let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-            let _ = self.0.wait();
-        }
-    }
-
-    /// Removes the temp dir, whatever happens.
-    struct TempDir(PathBuf);
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
 
     pub(super) fn main() -> ExitCode {
         let runtime = match tokio::runtime::Runtime::new() {
@@ -92,40 +68,35 @@ mod bench {
 
     /// A `/proc/self/status` field in bytes (`VmRSS`, `VmHWM`).
     fn proc_status_bytes(field: &str) -> Option<u64> {
-        let status = fs::read_to_string("/proc/self/status").ok()?;
-        let line = status.lines().find(|line| line.starts_with(field))?;
-        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kib * 1024)
+        process::status_bytes(std::process::id(), field)
     }
 
     async fn run() -> Result<serde_json::Value, String> {
         let binary = fake_service_binary();
-        let dir = TempDir(
-            std::env::temp_dir().join(format!("conductor-log-throughput-{}", std::process::id())),
-        );
-        let _ = fs::remove_dir_all(&dir.0);
-        let port = fake_service::free_port();
+        let dir = TempDir::try_new("log-throughput")
+            .map_err(|error| format!("cannot make a temp dir: {error}"))?;
+        let port = conductor_test_support::free_port();
 
-        let logs = Logs::new(LogConfig::new(&dir.0));
+        let logs = Logs::new(LogConfig::new(dir.path()));
         let rss_before = proc_status_bytes("VmRSS:");
         let start = Instant::now();
-        let mut child = Command::new(&binary)
-            .env("FAKE_REQUIRE_DB", "0")
-            .env("FAKE_LOG_BURST", N_LINES.to_string())
-            .env("FAKE_LOG_LINE_BYTES", LINE_BYTES.to_string())
-            .env("FAKE_LOG_LEVELS", "mixed")
-            .env("FAKE_EXIT_AFTER_BURST", "1")
-            .env("PORT", port.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .map_err(|error| format!("cannot start {}: {error}", binary.display()))?;
-        let stdout = child
+        let mut guard = GroupGuard::spawn(
+            Command::new(&binary)
+                .env("FAKE_REQUIRE_DB", "0")
+                .env("FAKE_LOG_BURST", N_LINES.to_string())
+                .env("FAKE_LOG_LINE_BYTES", LINE_BYTES.to_string())
+                .env("FAKE_LOG_LEVELS", "mixed")
+                .env("FAKE_EXIT_AFTER_BURST", "1")
+                .env("PORT", port.to_string())
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped()),
+        )
+        .map_err(|error| format!("cannot start {}: {error}", binary.display()))?;
+        let stdout = guard
+            .child()
             .stdout
             .take()
             .ok_or("fake-service has no stdout pipe")?;
-        let _guard = Guard(child);
         let stdout = tokio::process::ChildStdout::from_std(stdout)
             .map_err(|error| format!("cannot register the pipe: {error}"))?;
         let capture = logs.capture(SERVICE, Stream::Stdout, stdout);
@@ -139,7 +110,7 @@ mod bench {
         let rss_after = proc_status_bytes("VmRSS:");
         let rss_peak = proc_status_bytes("VmHWM:");
 
-        let check = check_files(&dir.0)?;
+        let check = check_files(dir.path())?;
         let stats = logs.stats();
         let lost = stats.lines_dropped
             + stats.lines_unwritten

@@ -2,12 +2,14 @@
 //! file format, `logs:get` semantics, clear, followers, and disk trouble (an unwritable
 //! directory, failed compression, failed rotation) losing no line.
 
+#[expect(dead_code, reason = "the burst test uses the rest of the helpers")]
 mod support;
 
 use std::{fs, io::Cursor, path::Path, time::Duration};
 
 use conductor_logs::{LogConfig, LogEntry, LogLevel, LogProblem, Logs, MAX_LINE_BYTES, Stream};
-use support::{TempDir, all_log_files, file_names, parse_file_line, wait_until};
+use conductor_test_support::{TempDir, wait_until_async};
+use support::{all_log_files, file_names, parse_file_line};
 use tokio::sync::broadcast;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -332,7 +334,7 @@ async fn an_unusable_directory_keeps_capturing_in_memory_reports_once_and_recove
 
     fs::remove_file(&dir).expect("removing the obstacle");
     let mut attempt = 0;
-    let lines = wait_until(
+    let lines = wait_until_async(
         TIMEOUT,
         "writing to resume once the directory can be made",
         || {
@@ -635,7 +637,7 @@ async fn issue_12_clears_during_a_full_backlog_let_later_lines_reach_the_file() 
 
     let file = dir.path().join("svc.log");
     let mut attempt = 0;
-    let text = wait_until(
+    let text = wait_until_async(
         TIMEOUT,
         "a line recorded after the burst to reach svc.log",
         || {

@@ -7,7 +7,8 @@ mod support;
 use std::{path::Path, time::Duration};
 
 use conductor_logs::{LogConfig, LogLevel, Logs, Stream};
-use support::{FakeService, TempDir, all_log_files, burst_number, parse_file_line};
+use conductor_test_support::TempDir;
+use support::{FakeService, all_log_files, burst_number, parse_file_line};
 
 const SERVICE: &str = "chatty";
 

@@ -4,12 +4,14 @@
 //! Alone in its test binary (its own process), so no other test's threads are counted.
 #![cfg(target_os = "linux")]
 
+#[expect(dead_code, reason = "the burst test uses the rest of the helpers")]
 mod support;
 
 use std::{fs, io::Cursor, time::Duration};
 
 use conductor_logs::{LogConfig, Logs, Stream};
-use support::{TempDir, all_log_files, parse_file_line, rotated_files, wait_until};
+use conductor_test_support::{TempDir, wait_until_async};
+use support::{all_log_files, parse_file_line, rotated_files};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 const N_SERVICES: usize = 50;
@@ -88,7 +90,7 @@ async fn fifty_services_share_one_writer_and_one_compressor_thread() {
     assert_eq!(stats.lines_dropped + stats.lines_unwritten, 0);
 
     drop(logs);
-    wait_until(
+    wait_until_async(
         TIMEOUT,
         "the logs threads to end with the last handle",
         || {

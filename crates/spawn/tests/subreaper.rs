@@ -14,20 +14,20 @@ mod support;
 use std::time::Duration;
 
 use conductor_spawn::{SpawnSpec, TreeMarker, become_subreaper, reap_adopted, spawn};
-use support::{
-    DEADLINE, KillTagged, double_fork_then, os, parse_pid, read_line, sh, state, unique_tag,
-    wait_until,
+use conductor_test_support::{
+    DEADLINE,
+    process::{self, KillTagged, unique_tag},
+    wait_until_async,
 };
+use support::{double_fork_then, os, parse_pid, read_line, sh, state};
 use tokio::io::BufReader;
 
 fn parent_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, after_name) = stat.rsplit_once(')')?;
-    after_name.split_whitespace().nth(1)?.parse().ok()
+    process::stat(pid).map(|stat| stat.ppid)
 }
 
 async fn wait_zombie(pid: u32, what: &str) {
-    wait_until(DEADLINE, what, || match state(pid) {
+    wait_until_async(DEADLINE, what, || match state(pid) {
         Some('Z') => Ok(()),
         other => Err(format!("state {other:?}")),
     })
@@ -97,12 +97,8 @@ async fn a_stopped_tree_leaves_no_zombie_of_ours() {
     let mut service = spawn(&spec).expect("/bin/sh starts");
     let mut stdout = BufReader::new(service.take_stdout().expect("stdout is piped"));
     let escapee = parse_pid(&read_line(&mut stdout).await);
-    wait_until(DEADLINE, "the sleeper to leave the group", || {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{escapee}/stat")).map_err(|e| e.to_string())?;
-        let session = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(3)?.parse::<u32>().ok());
+    wait_until_async(DEADLINE, "the sleeper to leave the group", || {
+        let session = process::stat(escapee).map(|stat| stat.session);
         if session == Some(escapee) {
             Ok(())
         } else {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use conductor_protocol::{Event, ServiceState};
 use conductor_supervisor::{ActionError, StartOutcome};
+use conductor_test_support::{TempDir, wait_until_async};
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,26 +174,19 @@ async fn a_sigterm_ignoring_service_is_killed_after_stop_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grandchild_is_gone_after_stop() {
     let dir = TempDir::new("grandchild");
-    let pid_file = dir.0.join("grandchild.pid");
+    let pid_file = dir.join("grandchild.pid");
     let services = [svc("forker")
         .env("FAKE_GRANDCHILD", 1)
         .env("FAKE_GRANDCHILD_PID_FILE", pid_file.display())];
     let fleet = Fleet::new(&services, "").await;
     fleet.conductor.start("forker").await.expect("starts");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let grandchild: u32 = loop {
-        if let Some(pid) = std::fs::read_to_string(&pid_file)
-            .ok()
-            .and_then(|t| t.trim().parse().ok())
-        {
-            break pid;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the grandchild never wrote its pid"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let grandchild: u32 =
+        wait_until_async(Duration::from_secs(10), "the grandchild's pid file", || {
+            std::fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+        })
+        .await;
     assert!(alive(grandchild));
     fleet.conductor.stop("forker").await.expect("stops");
     wait_gone(&[grandchild], Duration::from_secs(5)).await;

@@ -8,12 +8,13 @@ mod support;
 use std::time::Duration;
 
 use conductor_protocol::ServiceState;
-use support::{Fleet, alive, svc, wait_until};
+use conductor_test_support::{DEADLINE, TempDir, wait_until_async};
+use support::{Fleet, alive, svc};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_owner_task_fails_its_service_and_nothing_else() {
-    let pid_dir = support::TempDir::new("panic-pids");
-    let grandchild_file = pid_dir.0.join("grandchild.pid");
+    let pid_dir = TempDir::new("panic-pids");
+    let grandchild_file = pid_dir.join("grandchild.pid");
     let services = [
         svc("victim")
             .env("FAKE_GRANDCHILD", 1)
@@ -24,7 +25,7 @@ async fn a_panicking_owner_task_fails_its_service_and_nothing_else() {
     fleet.conductor.start_all().await.expect("startup succeeds");
     let victim = fleet.status("victim").pid.expect("victim runs");
     let bystander = fleet.status("bystander").pid.expect("bystander runs");
-    let grandchild: u32 = wait_until("the grandchild's pid file", || {
+    let grandchild: u32 = wait_until_async(DEADLINE, "the grandchild's pid file", || {
         std::fs::read_to_string(&grandchild_file)
             .ok()
             .and_then(|text| text.trim().parse().ok())
@@ -44,8 +45,8 @@ async fn a_panicking_owner_task_fails_its_service_and_nothing_else() {
     let error = failed.last_error.unwrap_or_default();
     assert!(error.contains("panicked"), "{error}");
     assert_eq!(failed.pid, None);
-    wait_until("the victim's process group to be killed", || {
-        (!alive(victim) && !alive(grandchild)).then_some(())
+    wait_until_async(DEADLINE, "the victim's process group to be killed", || {
+        !alive(victim) && !alive(grandchild)
     })
     .await;
 

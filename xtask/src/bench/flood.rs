@@ -16,9 +16,11 @@ use std::{
 };
 
 use anyhow::{bail, ensure};
+use conductor_test_support::TempDir;
+use serde_json::json;
 
 use super::{
-    fleet::{self, Conductor, FleetSpec, TempDir},
+    fleet::{self, FleetSpec},
     ms,
 };
 
@@ -36,15 +38,20 @@ const MAX_CONDUCTOR_FDS: usize = 512;
 /// measured.
 pub(crate) fn run(conductor_binary: &Path, fake_service: &Path) -> anyhow::Result<()> {
     raise_file_limit(FLOOD_CONNECTIONS + 1_000)?;
-    let work = TempDir::new("flood")?;
-    let data_dir = work.0.join("data");
-    let (registry, services) = fleet::write_registry(&work.0, &FleetSpec::plain(2), fake_service)?;
-    let mut conductor = Conductor::spawn(conductor_binary, &registry, &data_dir)?;
-    conductor.wait_line("All services ready", Duration::from_secs(60))?;
-    let mut probe = conductor.connect_api()?;
-    conductor.remember(&probe.get_all()?);
-    let addr = probe.peer_addr()?;
-    drop(probe);
+    let work = TempDir::try_new("flood")?;
+    let data_dir = work.join("data");
+    let (registry, services) =
+        fleet::write_registry(work.path(), &FleetSpec::plain(2), fake_service)?;
+    let mut conductor = fleet::start(conductor_binary, &registry, &data_dir)?;
+    fleet::wait_line(
+        &mut conductor,
+        "All services ready",
+        Duration::from_secs(60),
+    )?;
+    let control = conductor.control()?;
+    let statuses = fleet::get_all(&mut control.connect()?)?;
+    fleet::remember(&mut conductor, &statuses);
+    let addr = control.addr;
 
     let stop = AtomicBool::new(false);
     let opened = AtomicUsize::new(0);
@@ -98,11 +105,11 @@ pub(crate) fn run(conductor_binary: &Path, fake_service: &Path) -> anyhow::Resul
                     "the flood did not finish within 60 s"
                 );
                 let service = &services[round % services.len()];
-                let mut client = conductor.connect_api()?;
+                let mut client = control.connect()?;
                 let sent = Instant::now();
-                client.get_all_raw()?;
+                fleet::get_all_raw(&mut client)?;
                 let get_all = sent.elapsed();
-                let body = format!(r#"{{"serviceName":"{}"}}"#, service.name);
+                let body = json!({ "serviceName": service.name });
                 let sent = Instant::now();
                 client.action("services:restart", &body)?;
                 let restart = sent.elapsed();
@@ -142,15 +149,14 @@ pub(crate) fn run(conductor_binary: &Path, fake_service: &Path) -> anyhow::Resul
         "conductor held {max_fds} descriptors during the flood (at most {MAX_CONDUCTOR_FDS})"
     );
     // And afterwards it still works as ever.
-    let mut client = conductor.connect_api()?;
-    let statuses = client.get_all()?;
+    let statuses = fleet::get_all(&mut control.connect()?)?;
     ensure!(
         statuses.iter().all(|status| status.state == "running"),
         "after the flood: {statuses:?}"
     );
-    conductor.remember(&statuses);
+    fleet::remember(&mut conductor, &statuses);
     conductor.terminate();
-    if !conductor.wait_exit(Duration::from_secs(30)) {
+    if conductor.wait_exit(Duration::from_secs(30)).is_err() {
         bail!("conductor did not exit within 30 s of SIGTERM after the flood");
     }
     Ok(())

@@ -1,6 +1,6 @@
-//! Helpers shared by this crate's integration tests: temp dirs, migration directories, a
-//! content dump to compare databases, redaction for snapshots, and a guard for a child
-//! process holding an SQLite lock.
+//! Helpers shared by this crate's integration tests beyond the workspace's harness
+//! (`conductor-test-support`): migration directories, a content dump to compare databases,
+//! redaction for snapshots, and a guard for a child process holding an SQLite lock.
 //! No assertions about conductor-db live here.
 
 #![expect(
@@ -9,13 +9,12 @@
 )]
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use conductor_test_support::TempDir;
 use rusqlite::Connection;
 
 /// The workspace's migrations folder (what `Migrations::Embedded` holds).
@@ -23,54 +22,19 @@ pub fn workspace_migrations() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations")
 }
 
-/// A fresh directory under the system temp dir, removed (permissions restored first) on drop.
-pub struct TempDir {
-    pub path: PathBuf,
-}
-
-impl TempDir {
-    pub fn new(name: &str) -> Self {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("conductor-db-{name}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("the temp dir is writable");
-        Self { path }
+/// A migrations directory `name` in `tmp` holding the workspace's migrations plus `extra`
+/// (file name, SQL) files.
+pub fn migrations_dir(tmp: &TempDir, name: &str, extra: &[(&str, &str)]) -> PathBuf {
+    let dir = tmp.join(name);
+    std::fs::create_dir_all(&dir).expect("the temp dir is writable");
+    for entry in std::fs::read_dir(workspace_migrations()).expect("migrations/ exists") {
+        let entry = entry.expect("migrations/ is readable");
+        std::fs::copy(entry.path(), dir.join(entry.file_name())).expect("copy migration");
     }
-
-    pub fn join(&self, name: &str) -> PathBuf {
-        self.path.join(name)
+    for (file, sql) in extra {
+        std::fs::write(dir.join(file), sql).expect("write migration");
     }
-
-    /// A migrations directory holding the workspace's migrations plus `extra`
-    /// (file name, SQL) files.
-    pub fn migrations_dir(&self, name: &str, extra: &[(&str, &str)]) -> PathBuf {
-        let dir = self.join(name);
-        std::fs::create_dir_all(&dir).expect("the temp dir is writable");
-        for entry in std::fs::read_dir(workspace_migrations()).expect("migrations/ exists") {
-            let entry = entry.expect("migrations/ is readable");
-            std::fs::copy(entry.path(), dir.join(entry.file_name())).expect("copy migration");
-        }
-        for (file, sql) in extra {
-            std::fs::write(dir.join(file), sql).expect("write migration");
-        }
-        dir
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        // A test may have made a directory read-only; make everything removable again.
-        let mut stack = vec![self.path.clone()];
-        while let Some(dir) = stack.pop() {
-            let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755));
-            if let Ok(entries) = std::fs::read_dir(&dir) {
-                stack.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
+    dir
 }
 
 /// Everything a database holds, as text: each schema object's SQL and each table's rows,
@@ -166,30 +130,6 @@ pub fn redact(text: &str, dir: &Path) -> String {
     }
     out.push_str(rest);
     out
-}
-
-/// Polls `condition` until it returns `Some` or `deadline` passes; then panics saying what
-/// was expected and what `describe` reports last.
-pub fn wait_until<T>(
-    timeout: Duration,
-    expected: &str,
-    mut condition: impl FnMut() -> Option<T>,
-    describe: impl Fn() -> String,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = condition() {
-            return value;
-        }
-        if Instant::now() >= deadline {
-            panic!(
-                "waited {timeout:?} for {expected}; last seen: {}",
-                describe()
-            );
-        }
-        // Polling interval of the condition, not a wait for something to happen.
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 /// A python3 child holding `BEGIN EXCLUSIVE` on a database until dropped; the guard kills

@@ -1,76 +1,17 @@
 //! Shared fixtures for the control API tests: a real `Conductor` over fake-service processes on
-//! free ports, a real server on 127.0.0.1:0, a raw HTTP/1.1 client for requests a well-behaved
-//! client would never send, and condition waits with deadlines.
+//! free ports, a real server on 127.0.0.1:0, and a raw HTTP/1.1 client for requests a
+//! well-behaved client would never send. Temp dirs and waits are the workspace harness's.
 //! Children die with the fixture even on panic: the runtime drops the supervisor's owner tasks,
 //! whose process-group guards kill and reap on drop.
 
-use std::{
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    sync::atomic::{AtomicUsize, Ordering},
-    time::{Duration, Instant},
-};
+use std::{net::SocketAddr, time::Duration};
 
 use conductor_ipc::{Client, Server, ServerConfig};
 use conductor_protocol::IpcInfo;
 use conductor_registry::{LoadOptions, Registry};
 use conductor_supervisor::{Conductor, Paths, Settings};
+use conductor_test_support::{DEADLINE, TempDir, free_port};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-
-/// Generous: the machine may be loaded by parallel builds and tests.
-pub const DEADLINE: Duration = Duration::from_secs(30);
-
-/// A directory of its own under the system temp dir, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(label: &str) -> TempDir {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("conductor-ipc-{label}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("the temp dir is writable");
-        TempDir(path)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-pub fn free_port() -> u16 {
-    fake_service::free_port()
-}
-
-/// Polls `probe` until it returns `Some`, or panics after [`DEADLINE`] saying what was expected
-/// and what the last probe saw.
-pub async fn wait_until<T, F, Fut>(expected: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + DEADLINE;
-    let mut delay = Duration::from_millis(5);
-    loop {
-        match probe().await {
-            Ok(value) => return value,
-            Err(seen) if Instant::now() >= deadline => {
-                panic!("timed out after {DEADLINE:?} waiting for {expected}; last seen: {seen}")
-            }
-            Err(_) => {
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_millis(200));
-            }
-        }
-    }
-}
 
 /// A running conductor (services `alpha` and `beta`) with the control API in front of it.
 pub struct Fixture {

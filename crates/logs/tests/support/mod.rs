@@ -1,65 +1,12 @@
-//! Helpers shared by this crate's integration tests: temp dirs, waiting on conditions, reading
-//! back log files (current and rotated), and a fake-service child that dies with the test.
-
-#![expect(
-    dead_code,
-    reason = "each test file uses a different subset of the helpers"
-)]
+//! Helpers shared by this crate's integration tests beyond the workspace's harness
+//! (`conductor-test-support`): reading back log files (current and rotated), and a
+//! fake-service child that dies with the test.
 
 use std::{
     fs,
     io::Read,
     path::{Path, PathBuf},
-    sync::atomic::{AtomicUsize, Ordering},
-    time::{Duration, Instant},
 };
-
-/// A fresh directory under the system temp dir, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(name: &str) -> TempDir {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let unique = format!(
-            "conductor-logs-{name}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        let path = std::env::temp_dir().join(unique);
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).expect("the system temp dir is writable");
-        TempDir(path)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Polls `condition` until it returns `Ok`, or panics after `timeout` with what was expected
-/// and the last `Err` it returned.
-pub async fn wait_until<T>(
-    timeout: Duration,
-    expected: &str,
-    mut condition: impl FnMut() -> Result<T, String>,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match condition() {
-            Ok(value) => return value,
-            Err(seen) if Instant::now() >= deadline => {
-                panic!("timed out after {timeout:?} waiting for {expected}; last seen: {seen}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
-    }
-}
 
 /// The names of the files in `dir`, sorted.
 pub fn file_names(dir: &Path) -> Vec<String> {
@@ -142,7 +89,7 @@ pub fn burst_number(message: &str) -> Option<u64> {
 /// A fake-service process in its own process group, killed (group) and reaped on drop.
 #[cfg(unix)]
 pub struct FakeService {
-    pub child: std::process::Child,
+    pub guard: conductor_test_support::GroupGuard,
 }
 
 #[cfg(unix)]
@@ -150,40 +97,27 @@ impl FakeService {
     /// Starts fake-service with `env` (plus `PORT` on a free port and `FAKE_REQUIRE_DB=0`), its
     /// stdout piped.
     pub fn start(env: &[(&str, &str)]) -> FakeService {
-        use std::os::unix::process::CommandExt;
-        let port = fake_service::free_port();
-        let child = std::process::Command::new(fake_service::binary())
-            .envs(env.iter().copied())
-            .env("PORT", port.to_string())
-            .env("FAKE_REQUIRE_DB", "0")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .expect("fake-service starts");
-        FakeService { child }
+        let port = conductor_test_support::free_port();
+        let guard = conductor_test_support::GroupGuard::spawn(
+            std::process::Command::new(fake_service::binary())
+                .envs(env.iter().copied())
+                .env("PORT", port.to_string())
+                .env("FAKE_REQUIRE_DB", "0")
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped()),
+        )
+        .expect("fake-service starts");
+        FakeService { guard }
     }
 
     /// Its stdout as a tokio reader.
     pub fn stdout(&mut self) -> tokio::process::ChildStdout {
         let stdout = self
-            .child
+            .guard
+            .child()
             .stdout
             .take()
             .expect("stdout is piped and taken once");
         tokio::process::ChildStdout::from_std(stdout).expect("registering the pipe with tokio")
-    }
-}
-
-#[cfg(unix)]
-impl Drop for FakeService {
-    fn drop(&mut self) {
-        if let Ok(pid) = i32::try_from(self.child.id()) {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-        let _ = self.child.wait();
     }
 }

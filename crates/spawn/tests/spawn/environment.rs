@@ -6,7 +6,9 @@ use std::os::unix::fs::PermissionsExt;
 use conductor_spawn::{SpawnErrorKind, SpawnSpec, spawn};
 use tokio::io::{AsyncReadExt, BufReader};
 
-use crate::support::{DEADLINE, TempDir, os, read_line, sh};
+use conductor_test_support::{DEADLINE, TempDir};
+
+use crate::support::{os, read_line, sh};
 
 #[tokio::test]
 async fn stdout_and_stderr_are_delivered_separately() {

@@ -16,10 +16,9 @@ use nix::{
 };
 use tokio::io::BufReader;
 
-use crate::support::{
-    DEADLINE, KillOnDrop, exited, parse_pid, read_line, running, sh, state, wait_until,
-    wait_until_blocking,
-};
+use conductor_test_support::{DEADLINE, wait_until, wait_until_async};
+
+use crate::support::{KillOnDrop, exited, parse_pid, read_line, running, sh, state};
 
 const SHORT_TIMEOUT: Duration = Duration::from_millis(300);
 
@@ -48,7 +47,7 @@ async fn stopped_child_is_continued_and_terminated() {
         Signal::SIGSTOP,
     )
     .expect("our child can be stopped");
-    wait_until(DEADLINE, "the child to be stopped", || match state(pid) {
+    wait_until_async(DEADLINE, "the child to be stopped", || match state(pid) {
         Some('T') => Ok(()),
         other => Err(format!("state {other:?}")),
     })
@@ -138,7 +137,7 @@ async fn stop_after_an_unobserved_exit_reports_already_exited() {
     let mut group = spawn(&sh("exit 7")).expect("/bin/sh starts");
     let pid = group.pid();
     // The leader is our unreaped child: it shows as a zombie once it has exited.
-    wait_until(DEADLINE, "the leader to become a zombie", || {
+    wait_until_async(DEADLINE, "the leader to become a zombie", || {
         match state(pid) {
             Some('Z') => Ok(()),
             other => Err(format!("state {other:?}")),
@@ -174,11 +173,11 @@ async fn dropping_a_group_without_stop_kills_the_whole_group() {
     let mut stdout = BufReader::new(group.take_stdout().expect("stdout is piped"));
     let grandchild = parse_pid(&read_line(&mut stdout).await);
     drop(group);
-    wait_until(DEADLINE, "the grandchild to be gone after drop", || {
+    wait_until_async(DEADLINE, "the grandchild to be gone after drop", || {
         exited(grandchild)
     })
     .await;
-    wait_until(DEADLINE, "the leader to be gone after drop", || {
+    wait_until_async(DEADLINE, "the leader to be gone after drop", || {
         exited(leader)
     })
     .await;
@@ -265,7 +264,7 @@ fn child_dies_when_its_parent_is_sigkilled() {
     )
     .expect("the intermediate parent can be killed");
     parent.wait().expect("the intermediate parent is reaped");
-    wait_until_blocking(DEADLINE, "the child to die with its parent", || {
+    wait_until(DEADLINE, "the child to die with its parent", || {
         exited(child)
     });
 }

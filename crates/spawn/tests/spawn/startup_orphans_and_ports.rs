@@ -14,9 +14,9 @@ use conductor_spawn::{
 };
 use tokio::io::BufReader;
 
-use crate::support::{
-    DEADLINE, KillOnDrop, exited, parse_pid, read_line, running, sh, wait_until_blocking,
-};
+use conductor_test_support::{DEADLINE, wait_until};
+
+use crate::support::{KillOnDrop, exited, parse_pid, read_line, running, sh};
 
 async fn reclaim_in_background(records: Vec<GroupRecord>) -> Vec<Reclaimed> {
     tokio::task::spawn_blocking(move || reclaim(&records))
@@ -244,7 +244,7 @@ fn port_with_connections_in_time_wait_counts_as_free() {
         .expect("the client sees the server close");
     drop(client);
     drop(listener);
-    wait_until_blocking(DEADLINE, "a TIME_WAIT connection on the port", || {
+    wait_until(DEADLINE, "a TIME_WAIT connection on the port", || {
         time_wait_rows(port)
     });
 

@@ -1,14 +1,11 @@
-//! Test support: condition waits with deadlines, process probes, temp dirs, and guards that
-//! kill what a test started even when the test panics.
+//! Test support beyond the workspace's harness (`conductor-test-support`): process probes in
+//! this crate's terms, scripts, and guards that kill what a test started even when the test
+//! panics.
 
-use std::{
-    ffi::OsString,
-    path::{Path, PathBuf},
-    sync::atomic::{AtomicU32, Ordering},
-    time::{Duration, Instant},
-};
+use std::ffi::OsString;
 
 use conductor_spawn::SpawnSpec;
+use conductor_test_support::{DEADLINE, process};
 use nix::{
     errno::Errno,
     sys::signal::{Signal, kill, killpg},
@@ -16,68 +13,14 @@ use nix::{
 };
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
-/// Generous: things that take milliseconds may take seconds on a loaded 2-core machine.
-pub const DEADLINE: Duration = Duration::from_secs(30);
-
-const FIRST_PAUSE: Duration = Duration::from_millis(1);
-const MAX_PAUSE: Duration = Duration::from_millis(50);
-
-/// Polls `check` until it returns `Ok`, at most `timeout`; panics with what was expected and
-/// what `check` last reported.
-pub async fn wait_until<T>(
-    timeout: Duration,
-    expected: &str,
-    mut check: impl FnMut() -> Result<T, String>,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    let mut pause = FIRST_PAUSE;
-    loop {
-        match check() {
-            Ok(value) => return value,
-            Err(last_seen) if Instant::now() >= deadline => {
-                panic!("waited {timeout:?} for {expected}; last seen: {last_seen}")
-            }
-            Err(_) => {}
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(MAX_PAUSE);
-    }
-}
-
-/// [`wait_until`] for tests that run no runtime.
-pub fn wait_until_blocking<T>(
-    timeout: Duration,
-    expected: &str,
-    mut check: impl FnMut() -> Result<T, String>,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    let mut pause = FIRST_PAUSE;
-    loop {
-        match check() {
-            Ok(value) => return value,
-            Err(last_seen) if Instant::now() >= deadline => {
-                panic!("waited {timeout:?} for {expected}; last seen: {last_seen}")
-            }
-            Err(_) => {}
-        }
-        // Polling interval of the condition, not a wait for something to happen.
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(MAX_PAUSE);
-    }
-}
-
-/// The state letter of `pid` from `/proc/<pid>/stat` (`S`, `R`, `Z` …), `None` if it is gone.
+/// The state letter of `pid` (`S`, `R`, `Z` …), `None` if it is gone.
 pub fn state(pid: u32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, after_name) = stat.rsplit_once(')')?;
-    after_name.trim_start().chars().next()
+    process::stat(pid).map(|stat| stat.state)
 }
 
-/// The process group of `pid` from `/proc/<pid>/stat`, `None` if it is gone.
+/// The process group of `pid`, `None` if it is gone.
 pub fn pgid(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, after_name) = stat.rsplit_once(')')?;
-    after_name.split_whitespace().nth(2)?.parse().ok()
+    process::stat(pid).map(|stat| stat.pgid)
 }
 
 fn raw_pid(pid: u32) -> Pid {
@@ -154,74 +97,9 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// A directory of its own for one test, removed when dropped.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(test_name: &str) -> Self {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let unique = format!(
-            "conductor-spawn-{test_name}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        let path = std::env::temp_dir().join(unique);
-        std::fs::create_dir_all(&path).expect("the temp dir is writable");
-        Self(path)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// `s` as an `OsString`, for spec fields.
 pub fn os(s: &str) -> OsString {
     s.into()
-}
-
-/// A tag unique to one test, put in the environment of what it starts (`TEST_TAG=<tag>`), by
-/// which [`tagged`] finds every descendant however it daemonised, and [`KillTagged`] ends them.
-pub fn unique_tag(test_name: &str) -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{test_name}-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// Live processes whose environment holds `TEST_TAG=<tag>`: read straight from `/proc`, apart
-/// from the crate's own scan, so a broken scan cannot hide a survivor.
-pub fn tagged(tag: &str) -> Vec<u32> {
-    let entry = format!("TEST_TAG={tag}");
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| !matches!(state(pid), None | Some('Z' | 'X')))
-        .filter(|&pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|environ| environ.split(|&b| b == 0).any(|e| e == entry.as_bytes()))
-        })
-        .collect()
-}
-
-/// SIGKILLs every process tagged with its tag when dropped, even when the test panicked.
-pub struct KillTagged(pub String);
-
-impl Drop for KillTagged {
-    fn drop(&mut self) {
-        for pid in tagged(&self.0) {
-            let _ = kill(raw_pid(pid), Signal::SIGKILL);
-        }
-    }
 }
 
 /// A python3 program that double-forks a daemon (fork, `setsid`, fork again, the middle

@@ -6,10 +6,13 @@
 use conductor_spawn::{SpawnSpec, TreeMarker, find_marked, spawn};
 use tokio::io::BufReader;
 
-use crate::support::{
-    DEADLINE, KillTagged, double_fork_then, exited, os, parse_pid, pgid, read_line, running, sh,
-    tagged, unique_tag, wait_until,
+use conductor_test_support::{
+    DEADLINE,
+    process::{KillTagged, tagged, unique_tag},
+    wait_until_async,
 };
+
+use crate::support::{double_fork_then, exited, os, parse_pid, pgid, read_line, running, sh};
 
 /// `spec` with a test tag (for independent cleanup) and a tree marker of its own.
 fn marked(spec: SpawnSpec, tag: &str) -> (SpawnSpec, KillTagged) {
@@ -28,7 +31,7 @@ async fn start_with_escapee(spec: &SpawnSpec) -> (conductor_spawn::ProcessGroup,
     let escapee = parse_pid(&read_line(&mut stdout).await);
     // Only once it has left the group is a group signal unable to reach it.
     let leader = group.pid();
-    wait_until(
+    wait_until_async(
         DEADLINE,
         "the descendant to leave the process group",
         || match pgid(escapee) {
@@ -92,7 +95,7 @@ async fn dropping_the_guard_ends_a_setsid_descendant() {
     let (spec, _cleanup) = marked(setsid_sleeper(), &tag);
     let (group, escapee) = start_with_escapee(&spec).await;
     drop(group);
-    wait_until(
+    wait_until_async(
         DEADLINE,
         "the setsid'd sleeper to die with the guard",
         || exited(escapee),

@@ -1,45 +1,15 @@
 //! Test fixtures for the supervisor: a fleet of real fake-service processes on free ports in a
-//! temp data dir, and waits on conditions and events with deadlines.
+//! temp data dir, and waits on statuses, events and pids with deadlines (on the workspace
+//! harness's `wait_until_async`).
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
-use std::{
-    path::PathBuf,
-    sync::atomic::{AtomicU32, Ordering},
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
 use conductor_protocol::{Event, ServiceState, ServiceStatus};
 use conductor_registry::{LoadOptions, Registry};
 use conductor_supervisor::{Conductor, Paths, Settings, Subscription};
-
-/// A port nobody listens on right now, outside the range the OS hands out by itself.
-pub fn free_port() -> u16 {
-    fake_service::free_port()
-}
-
-/// A temp dir removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(label: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "conductor-supervisor-{label}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use conductor_test_support::{DEADLINE, TempDir, free_port, process, wait_until_async};
 
 /// One service of a test registry: a fake-service with extra TOML lines and env knobs.
 pub struct Svc {
@@ -109,14 +79,14 @@ impl Fleet {
     /// Builds the conductor and migrates its database; starts nothing.
     pub async fn new(services: &[Svc], app_extra: &str) -> Fleet {
         let dir = TempDir::new("fleet");
-        let path = dir.0.join("conductor.toml");
+        let path = dir.join("conductor.toml");
         let text = registry_text(services, app_extra);
         std::fs::write(&path, &text).unwrap();
         let registry = Registry::parse(&text, &path, &LoadOptions::default())
             .unwrap_or_else(|err| panic!("test registry is valid: {err}\n{text}"));
         let conductor = Conductor::new(
             registry,
-            Paths::under(&dir.0.join("data")),
+            Paths::under(&dir.join("data")),
             Settings::default(),
         )
         .expect("conductor builds");
@@ -144,18 +114,15 @@ impl Fleet {
         what: &str,
         condition: impl Fn(&ServiceStatus) -> bool,
     ) -> ServiceStatus {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
+        wait_until_async(DEADLINE, &format!("{name}: {what}"), || {
             let status = self.status(name);
             if condition(&status) {
-                return status;
+                Ok(status)
+            } else {
+                Err(format!("{status:?}"))
             }
-            assert!(
-                Instant::now() < deadline,
-                "{name}: expected {what}; last seen {status:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        })
+        .await
     }
 
     /// Waits for the next event matching `condition`; every event seen is kept in `seen`.
@@ -175,42 +142,38 @@ impl Fleet {
         }
     }
 
-    /// Every (service, state) change seen so far, in order, including those still queued.
-    pub fn transitions(&mut self) -> Vec<(String, ServiceState)> {
+    /// Every status change seen so far, queued ones included, as (service, status).
+    fn status_changes(&mut self) -> impl Iterator<Item = (&str, &ServiceStatus)> {
         while let Ok(event) = self.events.live.try_recv() {
             self.seen.push(event.event.clone());
         }
+        self.seen.iter().filter_map(|event| match event {
+            Event::ServiceStatusChanged {
+                service_name,
+                status,
+            } => Some((service_name.as_str(), status)),
+            _ => None,
+        })
+    }
+
+    /// Every (service, state) change seen so far, in order, including those still queued.
+    pub fn transitions(&mut self) -> Vec<(String, ServiceState)> {
         // An event whose state is the service's last one (a pid appeared, lastError changed)
         // is no transition.
-        let mut last: std::collections::HashMap<&str, ServiceState> = Default::default();
-        self.seen
-            .iter()
-            .filter_map(|event| match event {
-                Event::ServiceStatusChanged {
-                    service_name,
-                    status,
-                } if last.insert(service_name, status.status) != Some(status.status) => {
-                    Some((service_name.clone(), status.status))
-                }
-                _ => None,
+        let mut last: std::collections::HashMap<String, ServiceState> = Default::default();
+        self.status_changes()
+            .filter(|(name, status)| {
+                last.insert((*name).to_owned(), status.status) != Some(status.status)
             })
+            .map(|(name, status)| (name.to_owned(), status.status))
             .collect()
     }
 
     /// The states `name` went through, from the events seen so far plus any still queued.
     pub fn drain_states(&mut self, name: &str) -> Vec<(ServiceState, Option<u32>)> {
-        while let Ok(event) = self.events.live.try_recv() {
-            self.seen.push(event.event.clone());
-        }
-        self.seen
-            .iter()
-            .filter_map(|event| match event {
-                Event::ServiceStatusChanged {
-                    service_name,
-                    status,
-                } if service_name == name => Some((status.status, status.pid)),
-                _ => None,
-            })
+        self.status_changes()
+            .filter(|(service_name, _)| *service_name == name)
+            .map(|(_, status)| (status.status, status.pid))
             .collect()
     }
 }
@@ -222,47 +185,23 @@ pub fn is_state(state: ServiceState) -> impl Fn(&ServiceStatus) -> bool {
 /// Whether a process with this pid is still running. A zombie counts as gone: it has exited,
 /// and an orphan's zombie is reaped by init, not by us (in some containers PID 1 never reaps).
 pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the command name, which is in parentheses and may hold spaces.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
+    !process::is_gone(pid)
 }
 
 /// Waits until every pid is gone, or fails naming the survivors.
 pub async fn wait_gone(pids: &[u32], within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
+    wait_until_async(within, "the processes to be gone", || {
         let alive: Vec<u32> = pids.iter().copied().filter(|&pid| alive(pid)).collect();
         if alive.is_empty() {
-            return;
+            Ok(())
+        } else {
+            Err(format!("still alive: {alive:?}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "processes still alive after {within:?}: {alive:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    })
+    .await;
 }
 
+/// SIGKILL to a pid the test got from the supervisor's status.
 pub fn sigkill(pid: u32) {
-    // SAFETY: plain kill(2) on a pid the test got from the supervisor's status.
-    unsafe {
-        libc::kill(pid as i32, libc::SIGKILL);
-    }
-}
-
-/// Polls `check` until it gives a value, or fails after 30 s naming `what`.
-pub async fn wait_until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        // Polling interval of the condition (deadline above), not synchronisation.
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let _ = process::signal(pid, process::SIGKILL);
 }
