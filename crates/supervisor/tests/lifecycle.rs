@@ -415,6 +415,8 @@ async fn supervisor_parent_role() {
         svc("three"),
     ];
     let fleet = Fleet::new(&services, "").await;
+    // SIGKILLed, this process never drops its temp dir: the test below removes it.
+    println!("FLEET_DIR {}", fleet.dir.path().display());
     fleet.conductor.start_all().await.expect("startup succeeds");
     let pids: Vec<String> = ["one", "two", "three"]
         .iter()
@@ -448,11 +450,15 @@ fn a_sigkilled_supervisor_takes_its_services_with_it() {
     }
     let _guard = KillOnDrop(parent.id());
     let stdout = std::io::BufReader::new(parent.stdout.take().unwrap());
-    // libtest prints `test name ... ` without a newline first, so the marker is mid-line.
+    // libtest prints `test name ... ` without a newline first, so a marker may be mid-line.
+    let mut fleet_dir = None;
     let pids: Vec<u32> = stdout
         .lines()
         .map_while(Result::ok)
         .find_map(|line| {
+            if let Some((_, dir)) = line.split_once("FLEET_DIR ") {
+                fleet_dir = Some(std::path::PathBuf::from(dir));
+            }
             line.split_once("PIDS ")
                 .map(|(_, rest)| rest.split(' ').map(|p| p.parse().unwrap()).collect())
         })
@@ -461,6 +467,9 @@ fn a_sigkilled_supervisor_takes_its_services_with_it() {
     assert!(pids.iter().all(|&pid| alive(pid)));
     sigkill(parent.id());
     parent.wait().unwrap();
+    if let Some(dir) = fleet_dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
