@@ -26,7 +26,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use conductor_test_support::{ControlConnection, Fleet, TempDir, process, try_wait_until};
+use conductor_test_support::{ControlConnection, TempDir, process, try_wait_until};
 use serde_json::json;
 
 use self::{
@@ -106,6 +106,16 @@ impl Options {
         }
     }
 
+    /// How long 100 sampled services sit idle while conductor's CPU is counted (the issue's
+    /// 60 s).
+    fn sampling_window(&self) -> Duration {
+        if self.quick {
+            Duration::from_secs(5)
+        } else {
+            Duration::from_secs(60)
+        }
+    }
+
     fn api_requests(&self) -> usize {
         if self.quick { 2_000 } else { 10_000 }
     }
@@ -122,6 +132,8 @@ impl Options {
 /// The release binaries under test.
 struct Binaries {
     conductor: PathBuf,
+    /// conductor built with `bench-events` (`up --bench-event-rate N`), for the SSE figure.
+    conductor_bench_events: PathBuf,
     fake_service: PathBuf,
     log_throughput: PathBuf,
 }
@@ -148,6 +160,7 @@ struct Figures {
     startup_100: Metric,
     rss_100: Metric,
     cpu_100: Metric,
+    sampling_100: Metric,
     shutdown_100: Metric,
     api_p99_idle: Metric,
     api_p99_sse: Metric,
@@ -281,9 +294,18 @@ impl Figures {
             ),
             cpu_100: Metric::new(
                 "idle_cpu_100_percent",
-                format!("scale: conductor CPU, 100 services, {idle} s idle"),
+                format!("scale: conductor CPU, 100 services, {idle} s idle, sampling off"),
                 Unit::Percent,
                 Target::None,
+            ),
+            sampling_100: Metric::new(
+                "sampling_cpu_100_percent",
+                format!(
+                    "sampling: conductor CPU, 100 services sampled every 1 s, {} s",
+                    options.sampling_window().as_secs()
+                ),
+                Unit::Percent,
+                Target::AtMost(0.5),
             ),
             shutdown_100: Metric::new(
                 "shutdown_100_ms",
@@ -299,7 +321,9 @@ impl Figures {
             ),
             api_p99_sse: Metric::new(
                 "api_get_all_p99_sse_ms",
-                "control API: get-all p99 while an SSE client reads a flood of events",
+                format!(
+                    "control API: get-all p99 while an SSE client reads {SSE_EVENT_RATE} events/s"
+                ),
                 Unit::Millis,
                 Target::AtMost(1.0),
             ),
@@ -307,7 +331,8 @@ impl Figures {
                 "sse_events_per_s",
                 "control API: events the SSE client read meanwhile",
                 Unit::RequestsPerSec,
-                Target::None,
+                // Keeping up: the source publishes exactly SSE_EVENT_RATE a second.
+                Target::AtLeast(SSE_EVENT_RATE as f64 * 0.95),
             ),
             rss_logs: Metric::new(
                 "rss_after_logs_mib",
@@ -339,7 +364,7 @@ impl Figures {
         }
     }
 
-    fn all(&self) -> [&Metric; 28] {
+    fn all(&self) -> [&Metric; 29] {
         [
             &self.fixture_start,
             &self.startup_8,
@@ -361,6 +386,7 @@ impl Figures {
             &self.startup_100,
             &self.rss_100,
             &self.cpu_100,
+            &self.sampling_100,
             &self.shutdown_100,
             &self.api_p99_idle,
             &self.api_p99_sse,
@@ -373,8 +399,8 @@ impl Figures {
     }
 }
 
-/// Connections publishing events while an SSE client reads them.
-const EVENT_PUBLISHERS: usize = 4;
+/// Events per second the `bench-events` source publishes while an SSE client reads them.
+const SSE_EVENT_RATE: u32 = 10_000;
 
 /// The log flood: services, and lines each writes as fast as its pipe takes them.
 const LOG_FLOOD_SERVICES: usize = 16;
@@ -537,13 +563,49 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
                     &binaries,
                     work.path(),
                     &data_dir,
-                    &FleetSpec::plain(100),
+                    &FleetSpec {
+                        metrics_interval: "0s",
+                        ..FleetSpec::plain(100)
+                    },
                     Some((options.settle(), options.idle_window())),
                 )?;
                 figures.startup_100.samples.push(ms(run.startup));
                 figures.rss_100.samples.push(run.rss_bytes as f64 / MIB);
                 figures.cpu_100.samples.push(run.idle_cpu_percent);
                 figures.shutdown_100.samples.push(ms(run.shutdown));
+            }
+            Ok(())
+        })(),
+    );
+
+    record(
+        "sampling: 100 services every 1 s",
+        (|| {
+            for _ in 0..options.runs {
+                let run = fleet_run(
+                    &binaries,
+                    work.path(),
+                    &data_dir,
+                    &FleetSpec {
+                        metrics_interval: "1s",
+                        ..FleetSpec::plain(100)
+                    },
+                    Some((options.settle(), options.sampling_window())),
+                )?;
+                figures.sampling_100.samples.push(run.idle_cpu_percent);
+            }
+            Ok(())
+        })(),
+    );
+
+    record(
+        "control API under an SSE stream",
+        (|| {
+            for _ in 0..options.runs {
+                let (p99, rate) =
+                    get_all_during_event_stream(&binaries, work.path(), &data_dir, &options)?;
+                figures.api_p99_sse.samples.push(p99);
+                figures.sse_rate.samples.push(rate);
             }
             Ok(())
         })(),
@@ -650,15 +712,35 @@ fn build(options: &Options) -> anyhow::Result<Binaries> {
             "--example",
             "log_throughput",
         ]))?;
+        // Its own target directory: the shipped binary is never the one with the feature.
+        run_checked(
+            cargo()
+                .args([
+                    "build",
+                    "--release",
+                    "--quiet",
+                    "-p",
+                    "conductor",
+                    "--features",
+                    "bench-events",
+                    "--target-dir",
+                ])
+                .arg(target_dir().join("bench-events")),
+        )?;
     }
     let release = target_dir().join("release");
     let binaries = Binaries {
         conductor: release.join("conductor"),
+        conductor_bench_events: target_dir()
+            .join("bench-events")
+            .join("release")
+            .join("conductor"),
         fake_service: release.join("fake-service"),
         log_throughput: release.join("examples").join("log_throughput"),
     };
     for path in [
         &binaries.conductor,
+        &binaries.conductor_bench_events,
         &binaries.fake_service,
         &binaries.log_throughput,
     ] {
@@ -825,10 +907,6 @@ fn api_and_recovery(
             .samples
             .push(stats::percentile(&busy, 99.0));
 
-        let (p99, rate) = get_all_during_event_flood(&mut conductor, &mut api, options)?;
-        figures.api_p99_sse.samples.push(p99);
-        figures.sse_rate.samples.push(rate);
-
         let control = conductor.control()?;
         let mut clients = (0..8)
             .map(|_| control.connect())
@@ -908,30 +986,37 @@ fn api_and_recovery(
     Ok(())
 }
 
-/// get-all p99 while one client floods the event stream (each `database:init` publishes a
-/// `database:initialized` event; the database is up to date, so each is cheap) and an SSE
-/// client reads every event; returns the p99 and the events per second the reader saw.
-fn get_all_during_event_flood(
-    conductor: &mut Fleet,
-    api: &mut ControlConnection,
+/// get-all p99 while an SSE client reads [`SSE_EVENT_RATE`] events a second: a conductor built
+/// with `bench-events` publishes them (no real channel produces that many), 8 services run;
+/// returns the p99 and the events per second the reader saw.
+fn get_all_during_event_stream(
+    binaries: &Binaries,
+    work: &Path,
+    data_dir: &Path,
     options: &Options,
 ) -> anyhow::Result<(f64, f64)> {
     use std::io::{Read, Write};
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-    let addr = api.peer_addr()?;
+    let (registry, _) = fleet::write_registry(work, &FleetSpec::plain(8), &binaries.fake_service)?;
+    let rate = SSE_EVENT_RATE.to_string();
+    let (mut conductor, mut api, _) = fleet::start_ready_with(
+        &binaries.conductor_bench_events,
+        &registry,
+        data_dir,
+        &["--bench-event-rate", &rate],
+    )?;
     let control = conductor.control()?;
-    let token = &control.token;
+    let addr = api.peer_addr()?;
     let mut stream = std::net::TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_millis(200)))?;
     write!(
         stream,
-        "GET /events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n"
+        "GET /events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\r\n",
+        control.token
     )?;
-    // Several publishers: one `database:init` costs a blocking-pool hop, so one connection
-    // alone publishes a few thousand events a second.
-    let mut generators = (0..EVENT_PUBLISHERS)
-        .map(|_| control.connect())
-        .collect::<std::io::Result<Vec<_>>>()?;
+    for _ in 0..100 {
+        fleet::get_all_raw(&mut api)?;
+    }
     let stop = AtomicBool::new(false);
     let n_events = AtomicU64::new(0);
     let mut latencies = Vec::with_capacity(options.api_requests());
@@ -948,36 +1033,29 @@ fn get_all_during_event_flood(
                 }
             }
         });
-        let writers: Vec<_> = generators
-            .iter_mut()
-            .map(|generator| {
-                let stop = &stop;
-                scope.spawn(move || {
-                    while !stop.load(Ordering::SeqCst) {
-                        if generator.ok("database:init", None).is_err() {
-                            break;
-                        }
-                    }
-                })
-            })
-            .collect();
+        // The stream is flowing before the clock starts.
+        let flowing = Instant::now();
+        while n_events.load(Ordering::SeqCst) == 0 && flowing.elapsed() < Duration::from_secs(5) {
+            std::thread::yield_now();
+        }
+        let counted_from = n_events.load(Ordering::SeqCst);
         let started = Instant::now();
         let measured = (|| -> anyhow::Result<()> {
             for _ in 0..options.api_requests() {
                 let sent = Instant::now();
-                fleet::get_all_raw(api)?;
+                fleet::get_all_raw(&mut api)?;
                 latencies.push(ms(sent.elapsed()));
             }
             Ok(())
         })();
         let elapsed = started.elapsed();
+        n_events.fetch_sub(counted_from, Ordering::SeqCst);
         stop.store(true, Ordering::SeqCst);
-        for writer in writers {
-            let _ = writer.join();
-        }
         let _ = reader.join();
         measured.map(|()| elapsed)
     })?;
+    drop(api);
+    conductor.quit(Duration::from_secs(30))?;
     latencies.sort_by(f64::total_cmp);
     let rate = n_events.load(Ordering::SeqCst) as f64 / elapsed.as_secs_f64();
     Ok((stats::percentile(&latencies, 99.0), rate))

@@ -29,7 +29,9 @@ pub(crate) fn table(statuses: &[ServiceStatus]) -> String {
         let cpu = status
             .cpu_percent
             .map_or("-".to_owned(), |cpu| format!("{cpu:.1}%"));
-        let memory = status.memory_bytes.map_or("-".to_owned(), format_bytes);
+        let memory = status
+            .memory_bytes
+            .map_or("-".to_owned(), conductor_registry::format_size);
         table.push_str(&format!(
             "{:<14} {:<10} {:>7} {:>6} {:>7} {:>9} {:>9} {:>8}  {}\n",
             status.name,
@@ -44,18 +46,6 @@ pub(crate) fn table(statuses: &[ServiceStatus]) -> String {
         ));
     }
     table
-}
-
-/// Memory as `ps`-like people read it: 1024-multiples, one decimal.
-fn format_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1}{}", UNITS[unit])
 }
 
 /// `status --watch`.
@@ -195,7 +185,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            lines[1].contains("12.5%") && lines[1].contains("48.0MiB"),
+            lines[1].contains("12.5%") && lines[1].contains("48.0MB"),
             "{text}"
         );
         assert!(!lines[2].contains('%'), "{text}");

@@ -41,7 +41,7 @@ pub use crate::spec::{
     RestartSpec, Selection, ServiceSpec, StartupMode, WindowSpec,
 };
 pub use crate::summary::Summary;
-pub use crate::units::{UnitError, parse_duration, parse_size};
+pub use crate::units::{UnitError, format_size, parse_duration, parse_size};
 
 #[cfg(test)]
 mod tests;

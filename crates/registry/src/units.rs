@@ -31,6 +31,22 @@ pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
     humantime::parse_duration(text.trim()).map_err(|error| UnitError::Duration(error.to_string()))
 }
 
+/// A size in the units [`parse_size`] reads (1024-based), to one decimal: `143.2MB`, `512B`.
+/// What it prints parses back to within a tenth of a unit.
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
+    if bytes < 1024 {
+        return format!("{bytes}B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1}{}", UNITS[unit])
+}
+
 /// Parses a size like `"10MB"`, `"512 KB"`, `"1GiB"` or `"4096"` (bytes) into bytes.
 ///
 /// Units are case-insensitive and all 1024-based: `K`/`KB`/`KiB`, `M`/`MB`/`MiB`, `G`/`GB`/`GiB`,
@@ -67,6 +83,14 @@ pub fn parse_size(text: &str) -> Result<u64, UnitError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_format_in_the_units_they_are_written_in() {
+        assert_eq!(format_size(512), "512B");
+        assert_eq!(format_size(100 * 1024 * 1024), "100.0MB");
+        assert_eq!(format_size(150 * 1024 * 1024 + 512 * 1024), "150.5MB");
+        assert_eq!(format_size(3 << 30), "3.0GB");
+    }
     use proptest::prelude::*;
 
     #[test]

@@ -5,6 +5,8 @@
 //! report); the leaf causes (an OS error, an exit status, a probe's reason) are already text
 //! and appear once, in the message, never again as a `source()`.
 
+use conductor_registry::format_size;
+
 /// A name that is not a service of the registry.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown service \"{name}\"; services in this registry: {}", known.join(", "))]
@@ -55,8 +57,8 @@ pub enum Failure {
     /// Its tree's memory stayed over `limits.memory` for two samples in a row.
     #[error(
         "its processes used {} of memory, over its limit of {}, in two samples in a row",
-        format_bytes(*measured),
-        format_bytes(*limit)
+        format_size(*measured),
+        format_size(*limit)
     )]
     MemoryLimit {
         /// The tree's memory at the last sample, in bytes.
@@ -81,21 +83,6 @@ pub enum Failure {
          killed. Start it again; please report this with conductor.log"
     )]
     Panicked(String),
-}
-
-/// Bytes in the registry's units (1 KB = 1024 bytes), to one decimal: `143.2MB`.
-fn format_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
-    if bytes < 1024 {
-        return format!("{bytes}B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1}{}", UNITS[unit])
 }
 
 impl Failure {
@@ -232,8 +219,6 @@ mod tests {
             failure.to_string(),
             "its processes used 150.5MB of memory, over its limit of 100.0MB, in two samples in a row"
         );
-        assert_eq!(format_bytes(512), "512B");
-        assert_eq!(format_bytes(3 * 1024 * 1024 * 1024), "3.0GB");
     }
 
     #[test]

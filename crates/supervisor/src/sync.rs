@@ -3,7 +3,7 @@
 //! one bug in one request would take the status table, the event bus and every later request
 //! with it. Every value guarded here stays usable after a partial update (a status snapshot
 //! the next update overwrites, an `Option` slot, a task set), so a poisoned guard is taken over.
-//! The panic itself is contained where it happens (see `conductor.rs`, owner tasks).
+//! The panic itself is contained where it happens (see `conductor/tasks.rs`, owner tasks).
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 

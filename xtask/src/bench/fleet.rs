@@ -29,6 +29,8 @@ pub(crate) struct FleetSpec {
     pub(crate) last_ignores_sigterm: bool,
     /// An `env = { … }` table body given to every service (empty: none).
     pub(crate) env: &'static str,
+    /// `[defaults] metrics_interval` (empty: the registry's default, 2 s).
+    pub(crate) metrics_interval: &'static str,
 }
 
 impl FleetSpec {
@@ -40,6 +42,7 @@ impl FleetSpec {
             stop_timeout: "5s",
             last_ignores_sigterm: false,
             env: "",
+            metrics_interval: "",
         }
     }
 }
@@ -75,6 +78,9 @@ pub(crate) fn write_registry(
          restart = {{ max_retries = 1000, backoff = \"{}\", reset_after = \"60s\" }}\n",
         spec.stop_timeout, spec.backoff
     );
+    if !spec.metrics_interval.is_empty() {
+        let _ = writeln!(toml, "metrics_interval = \"{}\"", spec.metrics_interval);
+    }
     for (i, service) in services.iter().enumerate() {
         let _ = write!(
             toml,
@@ -103,11 +109,20 @@ pub(crate) struct Status {
 
 /// Spawns `conductor up --registry R --data-dir D`.
 pub(crate) fn start(binary: &Path, registry: &Path, data_dir: &Path) -> anyhow::Result<Fleet> {
+    start_with(binary, registry, data_dir, &[])
+}
+
+/// [`start`] with extra arguments to `up`.
+pub(crate) fn start_with(
+    binary: &Path,
+    registry: &Path,
+    data_dir: &Path,
+    extra: &[&str],
+) -> anyhow::Result<Fleet> {
     fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-    Ok(Fleet::spawn(
-        Fleet::up_command(binary, registry, data_dir),
-        data_dir,
-    )?)
+    let mut command = Fleet::up_command(binary, registry, data_dir);
+    command.args(extra);
+    Ok(Fleet::spawn(command, data_dir)?)
 }
 
 /// [`start`], then waits up to 60 s for "All services ready"; returns the fleet, a connection
@@ -117,7 +132,17 @@ pub(crate) fn start_ready(
     registry: &Path,
     data_dir: &Path,
 ) -> anyhow::Result<(Fleet, ControlConnection, Vec<Status>)> {
-    let mut conductor = start(binary, registry, data_dir)?;
+    start_ready_with(binary, registry, data_dir, &[])
+}
+
+/// [`start_ready`] with extra arguments to `up`.
+pub(crate) fn start_ready_with(
+    binary: &Path,
+    registry: &Path,
+    data_dir: &Path,
+    extra: &[&str],
+) -> anyhow::Result<(Fleet, ControlConnection, Vec<Status>)> {
+    let mut conductor = start_with(binary, registry, data_dir, extra)?;
     wait_line(
         &mut conductor,
         "All services ready",

@@ -42,15 +42,8 @@ pub(crate) fn run(conductor_binary: &Path, fake_service: &Path) -> anyhow::Resul
     let data_dir = work.join("data");
     let (registry, services) =
         fleet::write_registry(work.path(), &FleetSpec::plain(2), fake_service)?;
-    let mut conductor = fleet::start(conductor_binary, &registry, &data_dir)?;
-    fleet::wait_line(
-        &mut conductor,
-        "All services ready",
-        Duration::from_secs(60),
-    )?;
+    let (mut conductor, _, _) = fleet::start_ready(conductor_binary, &registry, &data_dir)?;
     let control = conductor.control()?;
-    let statuses = fleet::get_all(&mut control.connect()?)?;
-    fleet::remember(&mut conductor, &statuses);
     let addr = control.addr;
 
     let stop = AtomicBool::new(false);

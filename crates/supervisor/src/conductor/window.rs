@@ -1,5 +1,5 @@
 //! The window command (SPEC §2 `[app] window`): started after every service is ready, logged
-//! as source `window`, stopped last.
+//! as source `window`, stopped first on quit (before the services it talks to).
 
 use std::{ffi::OsString, sync::Arc};
 
