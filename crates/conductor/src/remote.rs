@@ -12,8 +12,8 @@ use anyhow::{Context, bail};
 use conductor_ipc::Client;
 use conductor_protocol::{
     Channel, DatabaseInitResponse, DatabaseStatus, GetPathRequest, GetPathResponse, LogEntry,
-    LogsGetRequest, LogsGetResponse, PathName, ServiceActionResponse, ServiceRequest,
-    ServiceStatus, SuccessResponse,
+    LogsGetRequest, LogsGetResponse, PathName, ReloadRequest, ReloadResponse,
+    ServiceActionResponse, ServiceRequest, ServiceStatus, SuccessResponse,
 };
 use conductor_registry::LoadOptions;
 
@@ -76,6 +76,12 @@ pub(crate) enum Remote {
     Paths,
     /// Stop the running conductor and wait until it has exited
     Quit,
+    /// Apply the registry file again: only the services it changes are touched
+    Reload {
+        /// Apply this file instead of the one conductor was started with
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
 }
 
 /// `conductor db …`
@@ -161,6 +167,38 @@ async fn dispatch(command: &Remote, target: &Target) -> anyhow::Result<()> {
                     .call(Channel::AppGetPath, Some(&GetPathRequest { path_name }))
                     .await?;
                 println!("{label:9} {}", response.path);
+            }
+        }
+        Remote::Reload { file } => {
+            let registry = match file {
+                Some(file) => Some(
+                    std::path::absolute(file)
+                        .context("resolving the registry path")?
+                        .display()
+                        .to_string(),
+                ),
+                None => None,
+            };
+            let response: ReloadResponse = client
+                .call(Channel::AppReload, Some(&ReloadRequest { registry }))
+                .await?;
+            if !response.success {
+                bail!(
+                    "reload not applied; nothing changed:\n  {}",
+                    response.errors.join("\n  ")
+                );
+            }
+            let summary = response.summary;
+            println!("✓ Registry reloaded");
+            for (label, names) in [
+                ("added", &summary.added),
+                ("removed", &summary.removed),
+                ("changed", &summary.changed),
+                ("unchanged", &summary.unchanged),
+            ] {
+                if !names.is_empty() {
+                    println!("  {label:9} {}", names.join(", "));
+                }
             }
         }
         Remote::Quit => {

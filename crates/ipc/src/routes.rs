@@ -12,8 +12,8 @@ use std::{convert::Infallible, sync::Arc, time::Duration};
 use bytes::Bytes;
 use conductor_protocol::{
     Channel, DEFAULT_LOG_LINES, DatabaseInitResponse, ErrorBody, GetPathRequest, GetPathResponse,
-    LogsGetRequest, LogsGetResponse, MAX_BODY_BYTES, MetricsGetRequest, PathName,
-    ServiceActionResponse, ServiceRequest, SuccessResponse, error_chain,
+    LogsGetRequest, LogsGetResponse, MAX_BODY_BYTES, MetricsGetRequest, PathName, ReloadRequest,
+    ReloadResponse, ServiceActionResponse, ServiceRequest, SuccessResponse, error_chain,
 };
 use conductor_supervisor::{ActionError, Conductor};
 use http_body_util::{BodyExt as _, Either, Full, LengthLimitError, Limited};
@@ -422,6 +422,23 @@ async fn dispatch(
                 .map_err(|unknown| ApiError::new(StatusCode::BAD_REQUEST, unknown.to_string()))?;
             Ok(json_response(StatusCode::OK, &metrics))
         }
+        Channel::AppReload => {
+            let request: ReloadRequest = arguments(channel, body)?;
+            let path = request.registry.map(std::path::PathBuf::from);
+            let response = match conductor.reload_file(path.as_deref()).await {
+                Ok(summary) => ReloadResponse {
+                    success: true,
+                    summary,
+                    errors: Vec::new(),
+                },
+                Err(error) => ReloadResponse {
+                    success: false,
+                    summary: Default::default(),
+                    errors: error.messages(),
+                },
+            };
+            Ok(json_response(StatusCode::OK, &response))
+        }
     }
 }
 
@@ -434,6 +451,7 @@ fn example(channel: Channel) -> &'static str {
         Channel::LogsGet => r#"{"serviceName":"records","lines":100} (both optional)"#,
         Channel::AppGetPath => r#"{"pathName":"userData"} (or "logs", "temp")"#,
         Channel::MetricsGet => r#"{"serviceName":"records","seconds":60} (both optional)"#,
+        Channel::AppReload => r#"{"registry":"/path/to/conductor.toml"} (optional)"#,
         _ => "an empty body",
     }
 }

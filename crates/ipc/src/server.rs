@@ -135,15 +135,16 @@ pub async fn serve(conductor: Conductor, config: ServerConfig) -> Result<Server,
     if config.token.is_empty() || !config.token.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(ServeError::InvalidToken);
     }
-    check_port(conductor.registry(), config.addr.port())?;
-    let listener = bind_beside_services(config.addr, |port| {
-        service_on(conductor.registry(), port).is_some()
-    })
-    .await?;
+    let registry = conductor.registry();
+    check_port(&registry, config.addr.port())?;
+    let listener =
+        bind_beside_services(config.addr, |port| service_on(&registry, port).is_some()).await?;
     let local_addr = listener.local_addr().map_err(|source| ServeError::Bind {
         addr: config.addr,
         error: source,
     })?;
+    // A reload must not give this port to a service either.
+    conductor.reserve_port(local_addr.port(), "the control API");
     let (shutdown, shutdown_rx) = watch::channel(false);
     let state = Arc::new(State {
         conductor,

@@ -29,11 +29,13 @@ pub enum Channel {
     AppHealth,
     /// `metrics:get`: our extension, resource history ([`crate::MetricsGetRequest`]).
     MetricsGet,
+    /// `app:reload`: our extension, apply a changed registry ([`crate::ReloadRequest`]).
+    AppReload,
 }
 
 impl Channel {
     /// Every channel, in the SPEC's table order.
-    pub const ALL: [Channel; 12] = [
+    pub const ALL: [Channel; 13] = [
         Channel::ServicesGetAll,
         Channel::ServicesStart,
         Channel::ServicesStop,
@@ -46,6 +48,7 @@ impl Channel {
         Channel::AppQuit,
         Channel::AppHealth,
         Channel::MetricsGet,
+        Channel::AppReload,
     ];
 
     /// The wire name, e.g. `services:get-all`.
@@ -63,6 +66,7 @@ impl Channel {
             Channel::AppQuit => "app:quit",
             Channel::AppHealth => "app:health",
             Channel::MetricsGet => "metrics:get",
+            Channel::AppReload => "app:reload",
         }
     }
 }

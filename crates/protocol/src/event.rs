@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{AppHealth, AppMetrics, ServiceStatus};
+use crate::{AppHealth, AppMetrics, ReloadSummary, ServiceStatus};
 
 /// One event. Serialised with its wire name as tag so that a log or a test can hold any event;
 /// on the SSE stream only the payload goes into `data:` (see [`Event::payload_json`]).
@@ -42,6 +42,16 @@ pub enum Event {
     /// Our extension: one sample of every running service per metrics interval.
     #[serde(rename = "app:metrics")]
     AppMetrics(AppMetrics),
+    /// Our extension: a reload was applied.
+    #[serde(rename = "app:reloaded")]
+    AppReloaded(ReloadSummary),
+    /// Our extension: a reload was asked for (`up --watch` saw the file change, SIGHUP) and
+    /// refused; nothing changed.
+    #[serde(rename = "app:reload-failed", rename_all = "camelCase")]
+    AppReloadFailed {
+        /// Every problem, as `app:reload` would answer them.
+        errors: Vec<String>,
+    },
     /// The client reconnected with a `Last-Event-ID` older than the replay buffer holds:
     /// it missed events and should fetch `services:get-all` again.
     #[serde(rename = "resync", rename_all = "camelCase")]
@@ -70,6 +80,10 @@ pub enum EventName {
     AppHealthChanged,
     /// `app:metrics`
     AppMetrics,
+    /// `app:reloaded`
+    AppReloaded,
+    /// `app:reload-failed`
+    AppReloadFailed,
     /// `resync`
     Resync,
     /// `lagged`
@@ -85,6 +99,8 @@ impl EventName {
             EventName::DatabaseInitialized => "database:initialized",
             EventName::AppHealthChanged => "app:health-changed",
             EventName::AppMetrics => "app:metrics",
+            EventName::AppReloaded => "app:reloaded",
+            EventName::AppReloadFailed => "app:reload-failed",
             EventName::Resync => "resync",
             EventName::Lagged => "lagged",
         }
@@ -100,6 +116,8 @@ impl Event {
             Event::DatabaseInitialized { .. } => EventName::DatabaseInitialized,
             Event::AppHealthChanged(_) => EventName::AppHealthChanged,
             Event::AppMetrics(_) => EventName::AppMetrics,
+            Event::AppReloaded(_) => EventName::AppReloaded,
+            Event::AppReloadFailed { .. } => EventName::AppReloadFailed,
             Event::Resync { .. } => EventName::Resync,
             Event::Lagged { .. } => EventName::Lagged,
         }

@@ -20,8 +20,8 @@ pub use crate::{
     messages::{
         AppHealth, AppHealthStatus, DEFAULT_LOG_LINES, DatabaseInitResponse, DatabaseStatus,
         ErrorBody, GetPathRequest, GetPathResponse, IpcInfo, LogEntry, LogLevel, LogsGetRequest,
-        LogsGetResponse, MAX_BODY_BYTES, PathName, ServiceActionResponse, ServiceRequest,
-        SuccessResponse,
+        LogsGetResponse, MAX_BODY_BYTES, PathName, ReloadRequest, ReloadResponse, ReloadSummary,
+        ServiceActionResponse, ServiceRequest, SuccessResponse,
     },
     metrics::{
         AppMetrics, MemoryKind, MetricsGetRequest, MetricsGetResponse, MetricsSample,

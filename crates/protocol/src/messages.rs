@@ -207,3 +207,41 @@ pub struct IpcInfo {
     /// The running conductor's process id.
     pub pid: u32,
 }
+
+/// Request of `app:reload`; an empty body reloads the file conductor was started with.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReloadRequest {
+    /// Another registry file to apply instead (its path on this machine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<String>,
+}
+
+/// What a reload did: each service of the old and new registry, by name, in one list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReloadSummary {
+    /// Services the new registry adds (started once their dependencies run).
+    pub added: Vec<String>,
+    /// Services it removes (stopped, their trees gone, dropped from status).
+    pub removed: Vec<String>,
+    /// Services whose spec changed (restarted, or retuned without a restart).
+    pub changed: Vec<String>,
+    /// Services left alone: same process, no event.
+    pub unchanged: Vec<String>,
+}
+
+/// Response of `app:reload`: `success` with what changed, or every error and nothing applied.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReloadResponse {
+    /// Whether the new registry was applied.
+    pub success: bool,
+    /// What it changed (empty lists when nothing was applied).
+    #[serde(flatten)]
+    pub summary: ReloadSummary,
+    /// Why nothing was applied: each problem of the file with its position, or each change
+    /// a running app cannot take.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}

@@ -65,11 +65,47 @@ fn requests() {
         },
     );
     wire("metrics_get_request_empty", MetricsGetRequest::default());
+    wire("reload_request_empty", ReloadRequest::default());
+    wire(
+        "reload_request_file",
+        ReloadRequest {
+            registry: Some("/srv/app/conductor.toml".into()),
+        },
+    );
     wire(
         "metrics_get_request_full",
         MetricsGetRequest {
             service_name: Some("records".into()),
             seconds: Some(60),
+        },
+    );
+}
+
+fn summary() -> ReloadSummary {
+    ReloadSummary {
+        added: vec!["ocr".into()],
+        removed: vec!["legacy".into()],
+        changed: vec!["records".into()],
+        unchanged: vec!["export".into(), "search".into()],
+    }
+}
+
+#[test]
+fn reloads() {
+    wire(
+        "reload_applied",
+        ReloadResponse {
+            success: true,
+            summary: summary(),
+            errors: vec![],
+        },
+    );
+    wire(
+        "reload_refused",
+        ReloadResponse {
+            success: false,
+            summary: ReloadSummary::default(),
+            errors: vec!["[database] changed: a reload never reopens the database or runs migrations; restart conductor to apply it".into()],
         },
     );
 }
@@ -216,6 +252,10 @@ fn events() {
                 ..metrics_sample(2)
             },
         }),
+        Event::AppReloaded(summary()),
+        Event::AppReloadFailed {
+            errors: vec!["conductor.toml:3:8: services.records.port: port 80 is below 1024".into()],
+        },
         Event::Resync {
             oldest_available: 120,
         },

@@ -25,6 +25,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod builtin;
+mod diff;
 mod error;
 mod graph;
 mod parse;
@@ -34,8 +35,10 @@ mod summary;
 mod units;
 mod validate;
 
+pub use crate::diff::RegistryDiff;
 pub use crate::error::{LoadError, Problem, ProblemKind};
 pub use crate::graph::StartPlan;
+pub use crate::parse::MIN_METRICS_INTERVAL;
 pub use crate::spec::{
     AppSpec, DatabaseSpec, HealthCheck, HealthSpec, Limits, LoadOptions, LogsSpec, Registry,
     RestartSpec, Selection, ServiceSpec, StartupMode, WindowSpec,

@@ -38,6 +38,8 @@ struct Cell {
     degraded: bool,
     /// The last metrics sample of the current process, if one was taken.
     usage: Option<Usage>,
+    /// Removed by a reload: no longer shown, counted or changed.
+    removed: bool,
 }
 
 /// The part of a metrics sample `services:get-all` shows.
@@ -127,6 +129,8 @@ pub struct RecordedGroup {
 }
 
 pub(crate) struct Shared {
+    /// The slots of the services that exist, in registry order (a reload changes it).
+    order: Mutex<Vec<usize>>,
     cells: Mutex<Vec<Cell>>,
     health: Mutex<AppHealth>,
     pub(crate) bus: EventBus,
@@ -163,8 +167,10 @@ impl Shared {
                 last_health_check: None,
                 degraded: false,
                 usage: None,
+                removed: false,
             })
             .collect();
+        let order = (0..cells.len()).collect();
         let health = compute_health(&cells);
         let (run_state, _) = watch::channel(RunState {
             pid: std::process::id(),
@@ -174,6 +180,7 @@ impl Shared {
             groups: BTreeMap::new(),
         });
         Shared {
+            order: Mutex::new(order),
             cells: Mutex::new(cells),
             health: Mutex::new(health),
             bus,
@@ -185,8 +192,58 @@ impl Shared {
 
     pub(crate) fn statuses(&self) -> Vec<ServiceStatus> {
         let now = Instant::now();
+        let order = self.order.lock_recovered().clone();
         let cells = self.cells.lock_recovered();
-        cells.iter().map(|cell| cell.status(now)).collect()
+        order.iter().map(|&slot| cells[slot].status(now)).collect()
+    }
+
+    /// A new service's cell (a reload added it); returns its slot.
+    pub(crate) fn add_member(&self, member: Member) -> usize {
+        let mut cells = self.cells.lock_recovered();
+        cells.push(Cell {
+            snapshot: Snapshot {
+                state: if member.active {
+                    ServiceState::Stopped
+                } else {
+                    ServiceState::Disabled
+                },
+                pid: None,
+                running_since: None,
+                restarts: 0,
+                last_error: None,
+            },
+            name: member.name,
+            port: member.port,
+            critical: member.critical,
+            active: member.active,
+            last_health_check: None,
+            degraded: false,
+            usage: None,
+            removed: false,
+        });
+        cells.len() - 1
+    }
+
+    /// A service's registration after a reload changed it (port, criticality, started or not).
+    pub(crate) fn update_member(&self, slot: usize, member: Member) {
+        let mut cells = self.cells.lock_recovered();
+        let cell = &mut cells[slot];
+        cell.port = member.port;
+        cell.critical = member.critical;
+        cell.active = member.active;
+        self.refresh_health(&cells);
+    }
+
+    /// Drops a removed service from statuses and health; its slot is never reused.
+    pub(crate) fn remove_member(&self, slot: usize) {
+        let mut cells = self.cells.lock_recovered();
+        cells[slot].removed = true;
+        self.refresh_health(&cells);
+    }
+
+    /// The order `services:get-all` lists the existing services in.
+    pub(crate) fn set_order(&self, order: Vec<usize>) {
+        *self.order.lock_recovered() = order;
     }
 
     pub(crate) fn status(&self, index: usize) -> ServiceStatus {
@@ -317,11 +374,11 @@ impl Shared {
 fn compute_health(cells: &[Cell]) -> AppHealth {
     let failing: Vec<&Cell> = cells
         .iter()
-        .filter(|cell| cell.active && cell.snapshot.state != ServiceState::Running)
+        .filter(|cell| !cell.removed && cell.active && cell.snapshot.state != ServiceState::Running)
         .collect();
     let status = if failing.iter().any(|cell| cell.critical) {
         AppHealthStatus::Critical
-    } else if !failing.is_empty() || cells.iter().any(|cell| cell.degraded) {
+    } else if !failing.is_empty() || cells.iter().any(|cell| !cell.removed && cell.degraded) {
         AppHealthStatus::Degraded
     } else {
         AppHealthStatus::Healthy

@@ -20,9 +20,9 @@ mod sync;
 
 pub use crate::{
     conductor::{
-        Conductor, DatabaseError, MARKER_VARIABLE, Paths, ServiceOutcome, Settings, SetupError,
-        ShutdownReport, StartOutcome, StartReport, StartupError, StoppedService, Window,
-        reclaim_orphans,
+        Conductor, DatabaseError, MARKER_VARIABLE, Paths, RegistrySource, ReloadError,
+        ServiceOutcome, Settings, SetupError, ShutdownReport, StartOutcome, StartReport,
+        StartupError, StoppedService, Window, reclaim_orphans,
     },
     events::{Sequenced, Subscription},
     failure::{ActionError, UnknownService},

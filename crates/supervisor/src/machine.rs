@@ -189,6 +189,11 @@ impl Machine {
         &self.phase
     }
 
+    /// A reload changed the restart or health policy: it applies from the next event on.
+    pub(crate) fn set_policy(&mut self, policy: Policy) {
+        self.policy = policy;
+    }
+
     pub(crate) fn restarts(&self) -> u32 {
         self.restarts
     }

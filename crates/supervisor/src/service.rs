@@ -40,6 +40,9 @@ pub(crate) enum Command {
     Abandon(Failure, Reply),
     /// Stop for good (conductor is quitting); answers how the process ended, if there was one.
     Shutdown(oneshot::Sender<Option<StopOutcome>>),
+    /// A reload changed only what this task uses (probes, restart policy, timeouts): take the
+    /// new spec without touching the process.
+    Retune(Box<ServiceSpec>),
     /// The sampler measured its tree over `limits.memory` twice in a row: restart it.
     MemoryExceeded {
         measured: u64,
@@ -75,6 +78,17 @@ pub(crate) struct ServiceContext {
     pub(crate) marker: conductor_spawn::TreeMarker,
 }
 
+/// The machine's policy from a spec.
+fn policy_of(spec: &ServiceSpec) -> Policy {
+    Policy {
+        max_retries: spec.restart.max_retries,
+        backoff: spec.restart.backoff,
+        backoff_max: spec.restart.backoff_max,
+        reset_after: spec.restart.reset_after,
+        failure_threshold: spec.health.failure_threshold,
+    }
+}
+
 /// Starts the owner task of one service; returns its command queue. With `failed`, the
 /// service starts out `failed` with that error (a relaunch after its task panicked).
 pub(crate) fn launch(
@@ -82,13 +96,7 @@ pub(crate) fn launch(
     failed: Option<Failure>,
 ) -> (mpsc::Sender<Command>, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(32);
-    let policy = Policy {
-        max_retries: context.spec.restart.max_retries,
-        backoff: context.spec.restart.backoff,
-        backoff_max: context.spec.restart.backoff_max,
-        reset_after: context.spec.restart.reset_after,
-        failure_threshold: context.spec.health.failure_threshold,
-    };
+    let policy = policy_of(&context.spec);
     let machine = match failed {
         Some(error) => Machine::failed(policy, error),
         None => Machine::new(policy, context.spec.is_active()),
@@ -193,6 +201,14 @@ impl ServiceTask {
                     Some(Command::MemoryExceeded { measured, limit }) => {
                         Event::MemoryExceeded { measured, limit }
                     }
+                    Some(Command::Retune(spec)) => {
+                        self.machine.set_policy(policy_of(&spec));
+                        self.context.spec = *spec;
+                        // The next probe follows the new interval, not the one armed before.
+                        self.tick = None;
+                        self.drop_stale_futures();
+                        continue;
+                    }
                     Some(command) => match self.accept(command) {
                         Some(event) => event,
                         None => continue,
@@ -250,7 +266,7 @@ impl ServiceTask {
             Command::Restart(reply) => (Goal::Up, reply, Event::RestartRequested),
             Command::Stop(reply) => (Goal::Down, reply, Event::StopRequested),
             Command::Abandon(error, reply) => (Goal::Down, reply, Event::Abandoned { error }),
-            Command::Shutdown(_) | Command::MemoryExceeded { .. } => {
+            Command::Shutdown(_) | Command::MemoryExceeded { .. } | Command::Retune(_) => {
                 unreachable!("handled by the run loop")
             }
             #[cfg(feature = "test-faults")]

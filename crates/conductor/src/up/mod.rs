@@ -6,6 +6,7 @@
 //! `stop.rs`, what is printed `report.rs`, conductor's own log `logging.rs`.
 
 mod logging;
+mod reload;
 mod report;
 mod steps;
 mod stop;
@@ -14,7 +15,7 @@ use std::{io::Write, time::Duration};
 
 use anyhow::Context;
 use conductor_registry::LoadOptions;
-use conductor_supervisor::{Conductor, Paths, Settings};
+use conductor_supervisor::{Conductor, Paths, RegistrySource, Settings};
 
 use self::{
     steps::{ControlApi, Step},
@@ -34,6 +35,9 @@ pub(crate) struct UpArgs {
     /// LOG_LEVEL given to every service
     #[arg(long, value_name = "LEVEL", default_value = "info")]
     log_level: String,
+    /// Reload the registry whenever its file changes (as SIGHUP does)
+    #[arg(long)]
+    watch: bool,
     /// Publish this many synthetic events per second once started (bench builds only)
     #[cfg(feature = "bench-events")]
     #[arg(long, value_name = "N", hide = true)]
@@ -64,7 +68,22 @@ pub(crate) fn run(args: &UpArgs, target: &Target) -> Result<(), Failure> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let result = runtime.block_on(serve(registry, paths, args));
+    let source = match &choice {
+        RegistryChoice::File(path) => Some(RegistrySource {
+            path: path.clone(),
+            options: LoadOptions {
+                features: args.features.clone(),
+            },
+        }),
+        RegistryChoice::Builtin => None,
+    };
+    if args.watch && source.is_none() {
+        return Err(anyhow::anyhow!(
+            "--watch needs a registry file; this run uses the built-in registry (pass --registry FILE)"
+        )
+        .into());
+    }
+    let result = runtime.block_on(serve(registry, source, paths, args));
     runtime.shutdown_timeout(Duration::from_secs(2));
     tracing::info!(ok = result.is_ok(), "conductor exiting");
     // Flushes conductor.log: without it the lines above could still be in the queue.
@@ -80,10 +99,15 @@ pub(crate) fn run(args: &UpArgs, target: &Target) -> Result<(), Failure> {
 /// SPEC §4 from step 2 on, then the wait for a reason to quit, then the graceful stop.
 async fn serve(
     registry: conductor_registry::Registry,
+    source: Option<RegistrySource>,
     paths: Paths,
     args: &UpArgs,
 ) -> Result<(), Failure> {
     let mut stops = StopRequests::install()?;
+    // Installed before anything can be slow: SIGHUP's default would end the process; a SIGHUP
+    // during startup is kept and applied once the fleet runs.
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
     if let Step::Stopped(reason) =
         steps::reclaim_orphans(paths.user_data.clone(), &mut stops).await?
     {
@@ -97,6 +121,7 @@ async fn serve(
         Settings {
             log_level: args.log_level.clone(),
             subreaper: true,
+            registry_source: source.clone(),
             ..Settings::default()
         },
     )?;
@@ -144,10 +169,29 @@ async fn serve(
     }
 
     let mut window = steps::start_window(&conductor, &api.info);
+    let (_watcher, mut changes) = match (&source, args.watch) {
+        (Some(source), true) => {
+            let (watcher, changes) = reload::watch(source.path.clone())?;
+            println!("  watching {} for changes", source.path.display());
+            (Some(watcher), Some(changes))
+        }
+        _ => (None, None),
+    };
     let _ = std::io::stdout().flush();
-    let reason = tokio::select! {
-        reason = stops.any(&conductor) => reason,
-        exit = steps::window_exit(&mut window) => format!("the window exited ({exit})"),
+    let reason = loop {
+        tokio::select! {
+            reason = stops.any(&conductor) => break reason,
+            exit = steps::window_exit(&mut window) => break format!("the window exited ({exit})"),
+            // In a task of its own: a stop asked for meanwhile is not kept waiting for the
+            // restarted services' readiness (a second reload meanwhile is refused as busy).
+            _ = hangups.recv() => {
+                tokio::spawn(reload::reload_and_report(conductor.clone(), "SIGHUP"));
+            }
+            () = reload::next_change(&mut changes) => {
+                tokio::spawn(reload::reload_and_report(conductor.clone(), "file changed"));
+            }
+        }
+        let _ = std::io::stdout().flush();
     };
     stop::stop_fleet(&conductor, api, window.as_mut(), &reason, stops).await
 }

@@ -35,6 +35,7 @@ use crate::spec::{LoadOptions, Registry};
 
 pub(crate) use self::ctx::Ctx;
 pub(crate) use self::service::ServicePlaces;
+pub use self::units::MIN_METRICS_INTERVAL;
 use self::walker::Section;
 
 type Span = Range<usize>;

@@ -15,8 +15,8 @@ use super::ctx::Ctx;
 use super::expected::{Expected, wrong_type};
 use super::walker::Section;
 
-/// The shortest `metrics_interval` other than off.
-pub(crate) const MIN_METRICS_INTERVAL: Duration = Duration::from_millis(100);
+/// The shortest `metrics_interval` other than off (`"0s"`).
+pub const MIN_METRICS_INTERVAL: Duration = Duration::from_millis(100);
 
 impl Section<'_, '_> {
     /// A duration string where zero has a meaning: restart at once, kill without waiting.

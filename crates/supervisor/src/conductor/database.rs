@@ -30,7 +30,7 @@ impl Conductor {
     pub async fn init_database(&self) -> Result<InitReport, DatabaseError> {
         let database = self.inner.database.clone();
         let path = self.inner.database_path.clone();
-        let migrations = match &self.inner.registry.database.migrations {
+        let migrations = match &self.registry().database.migrations {
             Some(dir) => Migrations::Dir(dir.clone()),
             None => Migrations::Embedded,
         };

@@ -5,6 +5,7 @@
 //! and the run-state file with orphan reclaim ([`run_state`]).
 
 mod database;
+mod reload;
 mod run_state;
 mod settings;
 mod shutdown;
@@ -23,7 +24,7 @@ use conductor_db::Database;
 use conductor_health::Prober;
 use conductor_logs::{LogConfig, Logs};
 use conductor_protocol::{AppHealth, LogEntry, MetricsGetResponse, ServiceStatus};
-use conductor_registry::Registry;
+use conductor_registry::{Registry, ServiceSpec};
 use tokio::{
     sync::{mpsc, oneshot, watch},
     task::JoinSet,
@@ -31,6 +32,7 @@ use tokio::{
 
 pub use self::{
     database::DatabaseError,
+    reload::ReloadError,
     run_state::reclaim_orphans,
     settings::{MARKER_VARIABLE, Paths, Settings, SetupError},
     shutdown::{ShutdownReport, StoppedService},
@@ -43,16 +45,17 @@ use self::{
 };
 use crate::{
     events::{EventBus, Subscription},
-    failure::{ActionError, UnknownService},
+    failure::{ActionError, Failure, UnknownService},
     fleet::{Member, Shared},
     metrics::{
         MetricsStore,
-        sampler::{self, SampledService, Sampler},
+        sampler::{SampledService, Sampler},
     },
     service::{self, Command, ServiceContext},
     sync::LockExt,
 };
 
+#[derive(Clone)]
 struct ServiceHandle {
     name: String,
     /// The owner task's queue; replaced when a panicked owner task is relaunched.
@@ -65,13 +68,38 @@ impl ServiceHandle {
     }
 }
 
+/// The fleet's services as the current registry has them. A reload replaces the registry and
+/// adds or removes handles; a service keeps its slot (its status cell and metrics series) for
+/// as long as it exists, and a removed service's slot is never reused.
+struct Table {
+    registry: Arc<Registry>,
+    /// By slot; `None` once the service was removed.
+    services: Vec<Option<ServiceHandle>>,
+    /// Name to slot, for the services that exist.
+    index: HashMap<String, usize>,
+}
+
+impl Table {
+    fn handles(&self) -> impl Iterator<Item = &ServiceHandle> {
+        self.services.iter().flatten()
+    }
+
+    /// Every existing service's slot, in registry order.
+    fn slots_in_order(&self) -> Vec<usize> {
+        self.registry
+            .services
+            .iter()
+            .filter_map(|spec| self.index.get(&spec.name).copied())
+            .collect()
+    }
+}
+
 struct Inner {
-    registry: Registry,
+    table: Mutex<Table>,
     paths: Paths,
     database_path: PathBuf,
-    services: Vec<ServiceHandle>,
-    index: HashMap<String, usize>,
     shared: Arc<Shared>,
+    prober: Prober,
     logs: Logs,
     common_env: Vec<(OsString, OsString)>,
     database: Arc<Mutex<Option<Database>>>,
@@ -93,6 +121,32 @@ struct Inner {
     shutdown_done: tokio::sync::Mutex<Option<ShutdownReport>>,
     /// The metrics history the sampler fills.
     metrics: Arc<MetricsStore>,
+    /// The running sampler, replaced (aborted and started again) by a reload.
+    sampler: Mutex<Option<tokio::task::AbortHandle>>,
+    /// Held by startup and by a reload: they never interleave.
+    lifecycle: tokio::sync::Mutex<()>,
+    /// What a reload reads the registry from (the file `up` was started with, its features).
+    source: Option<RegistrySource>,
+    /// Ports conductor itself serves on, which a reload may not give to a service.
+    reserved_ports: Mutex<Vec<(u16, String)>>,
+}
+
+/// Where the running registry came from, so a reload can read it again.
+#[derive(Debug, Clone)]
+pub struct RegistrySource {
+    /// The registry file.
+    pub path: PathBuf,
+    /// The load options it was read with (`--features`).
+    pub options: conductor_registry::LoadOptions,
+}
+
+/// The interval a service is sampled at: its own, or never while it is not started.
+fn sampled_interval(spec: &ServiceSpec) -> std::time::Duration {
+    if spec.is_active() {
+        spec.metrics_interval
+    } else {
+        std::time::Duration::ZERO
+    }
 }
 
 /// The embeddable supervisor. Cheap to clone; all clones drive the same fleet.
@@ -171,7 +225,7 @@ impl Conductor {
         ];
         let prober = Prober::new();
         let mut tasks = JoinSet::new();
-        let mut owners = JoinSet::new();
+        let owners = JoinSet::new();
         if settings.subreaper {
             match conductor_spawn::become_subreaper() {
                 Ok(()) => {
@@ -182,75 +236,30 @@ impl Conductor {
                 }
             }
         }
-        let mut services = Vec::new();
-        let mut index = HashMap::new();
-        for (position, spec) in registry.services.iter().enumerate() {
-            let context = ServiceContext {
-                spec: spec.clone(),
-                common_env: common_env.clone(),
-                prober: prober.clone(),
-                logs: logs.clone(),
-                shared: shared.clone(),
-                index: position,
-                marker: conductor_spawn::TreeMarker::new(
-                    MARKER_VARIABLE,
-                    format!("{run_id}/{}", spec.name),
-                ),
-            };
-            let (commands, task) = service::launch(context.clone(), None);
-            let commands = Arc::new(Mutex::new(commands));
-            owners.spawn(supervise_owner_task(context, commands.clone(), task));
-            index.insert(spec.name.clone(), position);
-            services.push(ServiceHandle {
-                name: spec.name.clone(),
-                commands,
-            });
-        }
         tasks.spawn(forward_log_problems(logs.problems(), shared.clone()));
-        let sampled: Vec<SampledService> = registry
-            .services
-            .iter()
-            .zip(&services)
-            .map(|(spec, handle)| SampledService {
-                name: spec.name.clone(),
-                interval: if spec.is_active() {
-                    spec.metrics_interval
-                } else {
-                    std::time::Duration::ZERO
-                },
-                memory_limit: spec.limits.memory,
-                commands: handle.commands.clone(),
-            })
-            .collect();
         let metrics = Arc::new(MetricsStore::new(
-            &sampled
+            &registry
+                .services
                 .iter()
-                .map(|service| (service.name.clone(), service.interval))
+                .map(|spec| (spec.name.clone(), sampled_interval(spec)))
                 .collect::<Vec<_>>(),
-            sampler::tick(sampled.iter().map(|service| service.interval)).unwrap_or_default(),
         ));
-        tasks.spawn(
-            Sampler {
-                store: metrics.clone(),
-                shared: shared.clone(),
-                services: sampled,
-                marker_prefix: format!("{MARKER_VARIABLE}={run_id}/"),
-                since: conductor_spawn::process_start_time(std::process::id()).unwrap_or(0),
-            }
-            .run(),
-        );
         let (run_state_stop, stop_rx) = watch::channel(false);
         let run_state_writer = run_state_path
             .map(|path| tokio::spawn(write_run_state(shared.watch_run_state(), path, stop_rx)));
         let (quit, _) = watch::channel(false);
-        Ok(Conductor {
+        let specs = registry.services.clone();
+        let conductor = Conductor {
             inner: Arc::new(Inner {
-                registry,
+                table: Mutex::new(Table {
+                    registry: Arc::new(registry),
+                    services: Vec::new(),
+                    index: HashMap::new(),
+                }),
                 paths,
                 database_path,
-                services,
-                index,
                 shared,
+                prober,
                 logs,
                 common_env,
                 database: Arc::new(Mutex::new(None)),
@@ -265,13 +274,100 @@ impl Conductor {
                 run_state_stop,
                 shutdown_done: tokio::sync::Mutex::new(None),
                 metrics,
+                sampler: Mutex::new(None),
+                lifecycle: tokio::sync::Mutex::new(()),
+                source: settings.registry_source,
+                reserved_ports: Mutex::new(Vec::new()),
             }),
-        })
+        };
+        {
+            let mut table = conductor.inner.table.lock_recovered();
+            for (slot, spec) in specs.into_iter().enumerate() {
+                let handle = conductor.launch_owner(spec.clone(), slot, None);
+                table.index.insert(spec.name, slot);
+                table.services.push(Some(handle));
+            }
+        }
+        conductor.restart_sampler();
+        Ok(conductor)
     }
 
-    /// The registry this fleet was built from.
-    pub fn registry(&self) -> &Registry {
-        &self.inner.registry
+    /// Starts the owner task of `spec` in `slot` (under its panic supervisor); returns its
+    /// handle. With `failed`, it starts out failed (a relaunch after a panic).
+    fn launch_owner(
+        &self,
+        spec: ServiceSpec,
+        slot: usize,
+        failed: Option<Failure>,
+    ) -> ServiceHandle {
+        let name = spec.name.clone();
+        let context = ServiceContext {
+            marker: conductor_spawn::TreeMarker::new(
+                MARKER_VARIABLE,
+                format!("{}/{name}", self.inner.run_id),
+            ),
+            spec,
+            common_env: self.inner.common_env.clone(),
+            prober: self.inner.prober.clone(),
+            logs: self.inner.logs.clone(),
+            shared: self.inner.shared.clone(),
+            index: slot,
+        };
+        let (commands, task) = service::launch(context.clone(), failed);
+        let commands = Arc::new(Mutex::new(commands));
+        self.inner
+            .owners
+            .lock_recovered()
+            .spawn(supervise_owner_task(context, commands.clone(), task));
+        ServiceHandle { name, commands }
+    }
+
+    /// (Re)starts the sampler over the services that exist now.
+    fn restart_sampler(&self) {
+        let sampled: Vec<SampledService> = {
+            let table = self.inner.table.lock_recovered();
+            table
+                .registry
+                .services
+                .iter()
+                .filter_map(|spec| {
+                    let slot = *table.index.get(&spec.name)?;
+                    let handle = table.services[slot].as_ref()?;
+                    Some(SampledService {
+                        name: spec.name.clone(),
+                        slot,
+                        interval: sampled_interval(spec),
+                        memory_limit: spec.limits.memory,
+                        commands: handle.commands.clone(),
+                    })
+                })
+                .collect()
+        };
+        let sampler = Sampler {
+            store: self.inner.metrics.clone(),
+            shared: self.inner.shared.clone(),
+            services: sampled,
+            marker_prefix: format!("{MARKER_VARIABLE}={}/", self.inner.run_id),
+            since: conductor_spawn::process_start_time(std::process::id()).unwrap_or(0),
+        };
+        let handle = self.inner.tasks.lock_recovered().spawn(sampler.run());
+        if let Some(previous) = self.inner.sampler.lock_recovered().replace(handle) {
+            previous.abort();
+        }
+    }
+
+    /// The registry the fleet runs now (the last one a reload applied).
+    pub fn registry(&self) -> Arc<Registry> {
+        self.inner.table.lock_recovered().registry.clone()
+    }
+
+    /// Marks `port` as conductor's own (`holder` says what serves on it): a reload that gives
+    /// it to a service is refused.
+    pub fn reserve_port(&self, port: u16, holder: &str) {
+        self.inner
+            .reserved_ports
+            .lock_recovered()
+            .push((port, holder.to_owned()));
     }
 
     /// The directories in use.
@@ -284,14 +380,20 @@ impl Conductor {
         &self.inner.database_path
     }
 
-    fn lookup(&self, name: &str) -> Result<&ServiceHandle, UnknownService> {
-        self.inner
+    fn lookup(&self, name: &str) -> Result<ServiceHandle, UnknownService> {
+        self.slot(name).map(|(_, handle)| handle)
+    }
+
+    /// A service's slot and handle.
+    fn slot(&self, name: &str) -> Result<(usize, ServiceHandle), UnknownService> {
+        let table = self.inner.table.lock_recovered();
+        table
             .index
             .get(name)
-            .map(|&i| &self.inner.services[i])
+            .and_then(|&slot| Some((slot, table.services[slot].clone()?)))
             .ok_or_else(|| UnknownService {
                 name: name.to_owned(),
-                known: self.inner.services.iter().map(|s| s.name.clone()).collect(),
+                known: table.handles().map(|s| s.name.clone()).collect(),
             })
     }
 
@@ -353,8 +455,8 @@ impl Conductor {
 
     /// One service's status.
     pub fn status(&self, name: &str) -> Result<ServiceStatus, UnknownService> {
-        self.lookup(name)?;
-        Ok(self.inner.shared.status(self.inner.index[name]))
+        let (slot, _) = self.slot(name)?;
+        Ok(self.inner.shared.status(slot))
     }
 
     /// `metrics:get`: one service's resource history (or every service's) and conductor's,
@@ -364,14 +466,11 @@ impl Conductor {
         service: Option<&str>,
         seconds: Option<u64>,
     ) -> Result<MetricsGetResponse, UnknownService> {
-        let index = match service {
-            Some(name) => {
-                self.lookup(name)?;
-                Some(self.inner.index[name])
-            }
-            None => None,
+        let slots = match service {
+            Some(name) => vec![self.slot(name)?.0],
+            None => self.inner.table.lock_recovered().slots_in_order(),
         };
-        Ok(self.inner.metrics.query(index, seconds))
+        Ok(self.inner.metrics.query(&slots, seconds))
     }
 
     /// `app:health`.
@@ -394,7 +493,7 @@ impl Conductor {
     }
 
     fn has_log_source(&self, name: &str) -> bool {
-        name == "window" && self.inner.registry.app.window.is_some()
+        name == "window" && self.registry().app.window.is_some()
     }
 
     /// `logs:clear`.

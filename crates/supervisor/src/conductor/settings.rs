@@ -46,6 +46,10 @@ pub struct Settings {
     pub subreaper: bool,
     /// Rows of `service_events` (the lifecycle history) kept; older ones are pruned.
     pub event_history: u64,
+    /// Where the registry was read from, for [`crate::Conductor::reload`] without an
+    /// explicit registry; `None` (the built-in registry, or an embedding host that passes
+    /// registries itself) makes such a reload an error.
+    pub registry_source: Option<super::RegistrySource>,
 }
 
 impl Default for Settings {
@@ -56,6 +60,7 @@ impl Default for Settings {
             replay_events: 1024,
             subreaper: false,
             event_history: conductor_db::RecorderOptions::default().max_rows,
+            registry_source: None,
         }
     }
 }

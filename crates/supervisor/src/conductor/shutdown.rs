@@ -3,12 +3,13 @@
 //! second Ctrl-C.
 
 use conductor_spawn::StopOutcome;
-use tokio::{
-    sync::{mpsc, oneshot},
-    task::JoinSet,
-};
+use tokio::{sync::oneshot, task::JoinSet};
 
-use super::{Conductor, run_state::kill_run_tree, tasks::OWNER_END_GRACE};
+use super::{
+    Conductor,
+    run_state::kill_run_tree,
+    tasks::{OWNER_END_GRACE, close_queue},
+};
 use crate::{service::Command, sync::LockExt};
 
 /// One service as stopped by [`Conductor::shutdown`], in stop order.
@@ -95,9 +96,15 @@ impl Conductor {
     /// closed; every process was stopped already). A later request answers "conductor is
     /// shutting down". A task that does not end within [`OWNER_END_GRACE`] is aborted.
     async fn end_owner_tasks(&self) {
-        for handle in &self.inner.services {
-            let (closed, _) = mpsc::channel(1);
-            *handle.commands.lock_recovered() = closed;
+        let handles: Vec<_> = self
+            .inner
+            .table
+            .lock_recovered()
+            .handles()
+            .cloned()
+            .collect();
+        for handle in handles {
+            close_queue(&handle.commands);
         }
         let mut owners = std::mem::take(&mut *self.inner.owners.lock_recovered());
         let ended = tokio::time::timeout(OWNER_END_GRACE, async {
@@ -120,7 +127,8 @@ impl Conductor {
     }
 
     pub(super) async fn stop_all_services(&self) -> Vec<StoppedService> {
-        let plan = self.inner.registry.start_plan();
+        let registry = self.registry();
+        let plan = registry.start_plan();
         let mut stopped = Vec::new();
         for level in plan.stop_levels() {
             let mut stops = JoinSet::new();
@@ -145,11 +153,11 @@ impl Conductor {
                 }
             }
             // Report a level in registry order, whatever order its stops finished in.
-            level_done.sort_by_key(|(name, _)| self.inner.index.get(name).copied());
+            level_done.sort_by_key(|(name, _)| {
+                registry.services.iter().position(|spec| &spec.name == name)
+            });
             for (name, outcome) in level_done {
-                let title = self
-                    .inner
-                    .registry
+                let title = registry
                     .service(&name)
                     .map(|s| s.title())
                     .unwrap_or_default();

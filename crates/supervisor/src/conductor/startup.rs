@@ -83,7 +83,9 @@ impl Conductor {
     /// service that cannot start (after its retries) stops everything again and is reported;
     /// a non-critical one is left `failed`, and so are the services that depend on it.
     pub async fn start_all(&self) -> Result<StartReport, StartupError> {
-        let plan = self.inner.registry.start_plan();
+        let _lifecycle = self.inner.lifecycle.lock().await;
+        let registry = self.registry();
+        let plan = registry.start_plan();
         let order: Vec<String> = plan.levels.iter().flatten().cloned().collect();
         let mut results: HashMap<String, Result<(), ActionError>> = HashMap::new();
         // SPEC §4 step 4, before anything is spawned: a busy port is not retried with backoff.
@@ -101,7 +103,7 @@ impl Conductor {
             let error = self.abandon(&name, failure).await;
             results.insert(name, Err(error));
         }
-        let outcome = match self.inner.registry.app.startup {
+        let outcome = match registry.app.startup {
             StartupMode::Sequential => {
                 let mut failure = None;
                 for name in &order {
@@ -133,8 +135,7 @@ impl Conductor {
             });
         }
         let services = self
-            .inner
-            .registry
+            .registry()
             .services
             .iter()
             .map(|spec| ServiceOutcome {
@@ -162,8 +163,7 @@ impl Conductor {
     /// message naming the port and the holder. Orphans of a previous run were reclaimed before
     /// (SPEC §4 step 2), so a holder now is a foreign process.
     fn busy_ports(&self) -> Vec<(String, Failure)> {
-        self.inner
-            .registry
+        self.registry()
             .services
             .iter()
             .filter(|spec| spec.is_active())
@@ -185,10 +185,9 @@ impl Conductor {
             receivers.insert(name.clone(), rx);
         }
         let mut starts = JoinSet::new();
+        let registry = self.registry();
         for name in order {
-            let spec = self
-                .inner
-                .registry
+            let spec = registry
                 .service(name)
                 .expect("the plan names registry services");
             let dependencies: Vec<(String, watch::Receiver<_>)> = spec
@@ -244,9 +243,8 @@ impl Conductor {
         name: &str,
         results: &HashMap<String, Result<(), ActionError>>,
     ) -> Result<(), ActionError> {
-        let spec = self
-            .inner
-            .registry
+        let registry = self.registry();
+        let spec = registry
             .service(name)
             .expect("the plan names registry services");
         if let Some(dependency) = spec
@@ -272,8 +270,7 @@ impl Conductor {
     }
 
     fn is_critical(&self, name: &str) -> bool {
-        self.inner
-            .registry
+        self.registry()
             .service(name)
             .is_some_and(|spec| spec.critical)
     }

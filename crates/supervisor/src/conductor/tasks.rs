@@ -26,6 +26,14 @@ pub(super) async fn forward_log_problems(
     }
 }
 
+/// Ends an owner task: its queue is replaced by a closed one, so once the task has handled
+/// what it holds it sees no sender left and returns (stopping its process if one still runs).
+pub(super) fn close_queue(commands: &Mutex<mpsc::Sender<Command>>) {
+    let (closed, _) = mpsc::channel(1);
+    *commands.lock_recovered() = closed;
+}
+
+/// How long shutdown waits for the owner tasks to end once their queues are closed; they have
 /// nothing left to stop, so this is only reached if one is stuck.
 pub(super) const OWNER_END_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 

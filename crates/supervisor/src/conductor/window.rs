@@ -46,7 +46,8 @@ impl Conductor {
         &self,
         extra_env: Vec<(OsString, OsString)>,
     ) -> Result<Option<Window>, conductor_spawn::SpawnError> {
-        let Some(window) = &self.inner.registry.app.window else {
+        let registry = self.registry();
+        let Some(window) = &registry.app.window else {
             return Ok(None);
         };
         let mut env = self.inner.common_env.clone();

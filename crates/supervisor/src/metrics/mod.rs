@@ -71,12 +71,9 @@ pub(crate) struct MetricsStore {
 }
 
 impl MetricsStore {
-    /// `services` are the registry's names and intervals; `conductor_interval` is the
-    /// sampler's tick (zero when nothing is sampled).
-    pub(crate) fn new(
-        services: &[(String, Duration)],
-        conductor_interval: Duration,
-    ) -> MetricsStore {
+    /// `services` are the registry's names and intervals, one per slot. conductor's own series
+    /// keeps ten minutes at the shortest interval a registry may have.
+    pub(crate) fn new(services: &[(String, Duration)]) -> MetricsStore {
         MetricsStore {
             services: Mutex::new(
                 services
@@ -84,7 +81,30 @@ impl MetricsStore {
                     .map(|(name, interval)| Series::new(name.clone(), *interval))
                     .collect(),
             ),
-            conductor: Mutex::new(Series::new("conductor".to_owned(), conductor_interval)),
+            conductor: Mutex::new(Series::new(
+                "conductor".to_owned(),
+                conductor_registry::MIN_METRICS_INTERVAL,
+            )),
+        }
+    }
+
+    /// The series of a service a reload added, in the next slot.
+    pub(crate) fn add_series(&self, name: String, interval: Duration) {
+        self.services
+            .lock_recovered()
+            .push(Series::new(name, interval));
+    }
+
+    /// A reload changed a service's interval: its history is kept at the new length.
+    pub(crate) fn set_interval(&self, slot: usize, interval: Duration) {
+        let mut services = self.services.lock_recovered();
+        let series = &mut services[slot];
+        if series.interval != interval {
+            let mut resized = Series::new(series.name.clone(), interval);
+            for (at, sample) in series.samples.drain(..) {
+                resized.push(at, sample);
+            }
+            *series = resized;
         }
     }
 
@@ -96,20 +116,19 @@ impl MetricsStore {
         self.conductor.lock_recovered().push(at, sample);
     }
 
-    /// `metrics:get`: one service's history (`Some(index)`) or every service's, each cut to
-    /// the last `seconds` if given.
-    pub(crate) fn query(&self, service: Option<usize>, seconds: Option<u64>) -> MetricsGetResponse {
+    /// `metrics:get`: the history of the services in `slots`, in that order, each cut to the
+    /// last `seconds` if given.
+    pub(crate) fn query(&self, slots: &[usize], seconds: Option<u64>) -> MetricsGetResponse {
         let cutoff = seconds.map(|seconds| {
             SystemTime::now()
                 .checked_sub(Duration::from_secs(seconds))
                 .unwrap_or(SystemTime::UNIX_EPOCH)
         });
         let services = self.services.lock_recovered();
-        let picked = services
+        let picked = slots
             .iter()
-            .enumerate()
-            .filter(|(index, _)| service.is_none_or(|wanted| wanted == *index))
-            .map(|(_, series)| ServiceMetrics {
+            .filter_map(|&slot| services.get(slot))
+            .map(|series| ServiceMetrics {
                 service_name: series.name.clone(),
                 interval_ms: u64::try_from(series.interval.as_millis()).unwrap_or(u64::MAX),
                 samples: series.since(cutoff),
@@ -141,12 +160,12 @@ mod tests {
 
     #[test]
     fn a_series_keeps_ten_minutes_and_drops_the_oldest() {
-        let store = MetricsStore::new(&[("api".into(), Duration::from_secs(2))], Duration::ZERO);
+        let store = MetricsStore::new(&[("api".into(), Duration::from_secs(2))]);
         let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
         for n in 0..400 {
             store.push_service(0, start + Duration::from_secs(2 * n), sample(n));
         }
-        let history = store.query(Some(0), None).services.remove(0);
+        let history = store.query(&[0], None).services.remove(0);
         assert_eq!(history.interval_ms, 2000);
         assert_eq!(history.samples.len(), 302);
         assert_eq!(history.samples.first().unwrap().memory_bytes, 400 - 302);
@@ -155,22 +174,19 @@ mod tests {
 
     #[test]
     fn seconds_cut_the_history_and_off_keeps_nothing() {
-        let store = MetricsStore::new(
-            &[
-                ("api".into(), Duration::from_secs(1)),
-                ("off".into(), Duration::ZERO),
-            ],
-            Duration::from_secs(1),
-        );
+        let store = MetricsStore::new(&[
+            ("api".into(), Duration::from_secs(1)),
+            ("off".into(), Duration::ZERO),
+        ]);
         let now = SystemTime::now();
         for n in 0..30 {
             store.push_service(0, now - Duration::from_secs(29 - n), sample(n));
             store.push_service(1, now, sample(n));
         }
-        let recent = store.query(None, Some(10));
+        let recent = store.query(&[1, 0], Some(10));
         assert_eq!(recent.services.len(), 2);
-        assert!((10..=11).contains(&recent.services[0].samples.len()));
-        assert!(recent.services[1].samples.is_empty());
+        assert!((10..=11).contains(&recent.services[1].samples.len()));
+        assert!(recent.services[0].samples.is_empty());
         assert!(recent.conductor.is_empty());
     }
 }

@@ -28,6 +28,8 @@ const SAMPLES_OVER_LIMIT: u32 = 2;
 /// One service as the sampler sees it.
 pub(crate) struct SampledService {
     pub(crate) name: String,
+    /// Its slot: its status cell and metrics series.
+    pub(crate) slot: usize,
     pub(crate) interval: Duration,
     pub(crate) memory_limit: Option<u64>,
     /// Its owner task's queue (replaced when a panicked task is relaunched).
@@ -110,7 +112,7 @@ impl Sampler {
             let mut total_cpu = 0.0;
             for (index, service) in self.services.iter().enumerate() {
                 let state = &mut states[index];
-                let (Some(pid), false) = (pids[index], service.interval.is_zero()) else {
+                let (Some(pid), false) = (pids[service.slot], service.interval.is_zero()) else {
                     state.over_limit = 0;
                     continue;
                 };
@@ -127,7 +129,7 @@ impl Sampler {
                 state.last_sample = Some(now);
                 let sample = usage.sample(at.clone(), elapsed.as_secs_f64(), ticks_per_second);
                 self.shared.note_usage(
-                    index,
+                    service.slot,
                     pid,
                     Usage {
                         cpu_percent: sample.cpu_percent,
@@ -135,7 +137,7 @@ impl Sampler {
                         processes: sample.processes,
                     },
                 );
-                self.store.push_service(index, wall, sample.clone());
+                self.store.push_service(service.slot, wall, sample.clone());
                 self.check_memory(service, state, usage.memory_bytes);
                 total = total.plus(usage);
                 total_cpu += sample.cpu_percent;
