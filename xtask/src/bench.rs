@@ -161,6 +161,8 @@ struct Figures {
     rss_100: Metric,
     cpu_100: Metric,
     sampling_100: Metric,
+    reload_one: Metric,
+    reload_untouched: Metric,
     shutdown_100: Metric,
     api_p99_idle: Metric,
     api_p99_sse: Metric,
@@ -298,6 +300,18 @@ impl Figures {
                 Unit::Percent,
                 Target::None,
             ),
+            reload_one: Metric::new(
+                "reload_one_of_100_ms",
+                "reload: 100 services, one's env changed, request → it is ready again",
+                Unit::Millis,
+                Target::None,
+            ),
+            reload_untouched: Metric::new(
+                "reload_untouched_pids",
+                "reload: of the other 99 services, pids unchanged",
+                Unit::Count,
+                Target::AtLeast(99.0),
+            ),
             sampling_100: Metric::new(
                 "sampling_cpu_100_percent",
                 format!(
@@ -364,7 +378,7 @@ impl Figures {
         }
     }
 
-    fn all(&self) -> [&Metric; 29] {
+    fn all(&self) -> [&Metric; 31] {
         [
             &self.fixture_start,
             &self.startup_8,
@@ -387,6 +401,8 @@ impl Figures {
             &self.rss_100,
             &self.cpu_100,
             &self.sampling_100,
+            &self.reload_one,
+            &self.reload_untouched,
             &self.shutdown_100,
             &self.api_p99_idle,
             &self.api_p99_sse,
@@ -593,6 +609,18 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
                     Some((options.settle(), options.sampling_window())),
                 )?;
                 figures.sampling_100.samples.push(run.idle_cpu_percent);
+            }
+            Ok(())
+        })(),
+    );
+
+    record(
+        "reload: one of 100 services changed",
+        (|| {
+            for _ in 0..options.runs {
+                let (elapsed, untouched) = reload_one_of_100(&binaries, work.path(), &data_dir)?;
+                figures.reload_one.samples.push(ms(elapsed));
+                figures.reload_untouched.samples.push(untouched as f64);
             }
             Ok(())
         })(),
@@ -984,6 +1012,69 @@ fn api_and_recovery(
         }
     }
     Ok(())
+}
+
+/// A 100-service fleet, then `app:reload` of the same registry with one service's `env`
+/// changed: the time from the request to its answer (it answers once the changed service is
+/// ready again), and how many of the other 99 kept their pid (all of them, or reload touched
+/// what it should not have).
+fn reload_one_of_100(
+    binaries: &Binaries,
+    work: &Path,
+    data_dir: &Path,
+) -> anyhow::Result<(Duration, usize)> {
+    const CHANGED: &str = "s050";
+    let (registry, _) =
+        fleet::write_registry(work, &FleetSpec::plain(100), &binaries.fake_service)?;
+    let (mut conductor, mut api, before) =
+        fleet::start_ready(&binaries.conductor, &registry, data_dir)?;
+    let text = std::fs::read_to_string(&registry)?;
+    let header = format!("[services.{CHANGED}]\n");
+    if !text.contains(&header) {
+        bail!("{} has no [services.{CHANGED}]", registry.display());
+    }
+    let edited = text.replace(
+        &header,
+        &format!("{header}env = {{ BENCH_RELOAD = \"1\" }}\n"),
+    );
+    let changed_registry = work.join("bench-reload.toml");
+    std::fs::write(&changed_registry, edited)?;
+    let request = serde_json::json!({ "registry": changed_registry.display().to_string() });
+    let sent = Instant::now();
+    let answer = api.ok("app:reload", Some(&request))?;
+    let elapsed = sent.elapsed();
+    if answer["success"] != true || answer["changed"] != serde_json::json!([CHANGED]) {
+        bail!("app:reload answered {answer}");
+    }
+    let after = fleet::get_all(&mut api)?;
+    fleet::remember(&mut conductor, &after);
+    let changed = after
+        .iter()
+        .find(|status| status.name == CHANGED)
+        .context("the changed service is gone")?;
+    let old_pid = before
+        .iter()
+        .find(|status| status.name == CHANGED)
+        .and_then(|s| s.pid);
+    if changed.state != "running" || changed.pid == old_pid {
+        bail!(
+            "{CHANGED} is {} with pid {:?} (was {old_pid:?})",
+            changed.state,
+            changed.pid
+        );
+    }
+    let untouched = after
+        .iter()
+        .filter(|status| status.name != CHANGED)
+        .filter(|status| {
+            before
+                .iter()
+                .any(|old| old.name == status.name && old.pid == status.pid && old.pid.is_some())
+        })
+        .count();
+    drop(api);
+    conductor.quit(Duration::from_secs(60))?;
+    Ok((elapsed, untouched))
 }
 
 /// get-all p99 while an SSE client reads [`SSE_EVENT_RATE`] events a second: a conductor built

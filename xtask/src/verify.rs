@@ -91,7 +91,36 @@ fn build_and_run_gates() -> anyhow::Result<Vec<String>> {
     Ok(gates::run_all(&gates::env()?))
 }
 
+/// Programs the tests drive besides our own, each with the one command that installs it on
+/// the Debian-based machines CI runs on. A missing one stops verify at once: a test never
+/// skips silently.
+const TOOLS: &[(&str, &str)] = &[
+    ("python3", "sudo apt-get install -y python3"),
+    ("tmux", "sudo apt-get install -y tmux"),
+];
+
+fn check_tools() -> anyhow::Result<()> {
+    let missing: Vec<String> = TOOLS
+        .iter()
+        .filter(|(tool, _)| {
+            Command::new(tool)
+                .arg("-V")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_err()
+        })
+        .map(|(tool, install)| format!("{tool} is missing: {install}"))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        bail!("the tests need programs this machine lacks:\n  {}", missing.join("\n  "))
+    }
+}
+
 fn everything() -> anyhow::Result<()> {
+    check_tools()?;
     let mut failures = Vec::new();
     let mut step = |name: &str, command: &mut Command| match run_checked(command) {
         Ok(()) => println!("✓ {name}"),
