@@ -115,7 +115,10 @@ fn check_tools() -> anyhow::Result<()> {
     if missing.is_empty() {
         Ok(())
     } else {
-        bail!("the tests need programs this machine lacks:\n  {}", missing.join("\n  "))
+        bail!(
+            "the tests need programs this machine lacks:\n  {}",
+            missing.join("\n  ")
+        )
     }
 }
 

@@ -27,7 +27,7 @@ pub(crate) mod exit_codes {
 pub(crate) enum Failure {
     /// The registry is invalid; the error lists every problem with its help.
     #[error(transparent)]
-    Registry(#[from] LoadError),
+    Registry(LoadError),
     /// `up`: another conductor runs for this data directory.
     #[error(transparent)]
     AlreadyRunning(#[from] AlreadyRunning),
@@ -85,6 +85,31 @@ impl Failure {
                 format!("error: {self}")
             }
         }
+    }
+}
+
+/// The registry's problems, with the help that names this binary's flags added: the library
+/// knows nothing of `--registry` or `--features`.
+impl From<LoadError> for Failure {
+    fn from(mut error: LoadError) -> Failure {
+        use conductor_registry::ProblemKind;
+        for problem in &mut error.problems {
+            let advice = match &problem.kind {
+                ProblemKind::Read(io) if io.kind() == std::io::ErrorKind::NotFound => {
+                    "without --registry conductor uses ./conductor.toml, or the built-in \
+                     registry when that file does not exist"
+                }
+                ProblemKind::InactiveDependency { reason, .. } if reason.contains("feature") => {
+                    "--features A,B on the command line replaces [app] features"
+                }
+                _ => continue,
+            };
+            problem.help = Some(match problem.help.take() {
+                Some(help) => format!("{help}; {advice}"),
+                None => advice.to_owned(),
+            });
+        }
+        Failure::Registry(error)
     }
 }
 

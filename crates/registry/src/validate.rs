@@ -88,7 +88,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, parsed: &Parsed) {
             };
             let help = match &services[target].selection {
                 Selection::SkippedByFeature(feature) => format!(
-                    "enable feature \"{feature}\" ([app] features or --features), or remove \"{dependency}\" from depends_on, or give \"{}\" the same feature",
+                    "enable feature \"{feature}\" ([app] features), or remove \"{dependency}\" from depends_on, or give \"{}\" the same feature",
                     service.name
                 ),
                 _ => format!(

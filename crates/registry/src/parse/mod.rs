@@ -53,8 +53,7 @@ impl Registry {
             Ok(text) => Registry::parse(&text, path, options),
             Err(error) => {
                 let help = if error.kind() == std::io::ErrorKind::NotFound {
-                    "check the path; without --registry conductor uses ./conductor.toml, \
-                     or the built-in registry when that file does not exist"
+                    "check the path"
                 } else {
                     "check that the file is a readable UTF-8 text file"
                 };
