@@ -1207,17 +1207,26 @@ fn log_flood_rss(binaries: &Binaries, work: &Path, data_dir: &Path) -> anyhow::R
     let last = format!("{LOG_FLOOD_LINES:07}");
     let deadline = Instant::now() + Duration::from_secs(600);
     for service in &services {
-        let body = json!({ "serviceName": service.name, "lines": 1 });
+        // Not only the newest: conductor's own note that the disk fell behind may follow it.
+        let body = json!({ "serviceName": service.name, "lines": 20 });
         try_wait_until(
             deadline.saturating_duration_since(Instant::now()),
             &format!("{} to log its last burst line", service.name),
             || {
                 let logs = api.ok("logs:get", Some(&body))?;
-                let newest = logs["logs"][0]["message"].as_str().unwrap_or_default();
-                anyhow::Ok(if newest.contains(&last) {
+                let messages: Vec<&str> = logs["logs"]
+                    .as_array()
+                    .map(|entries| {
+                        entries
+                            .iter()
+                            .filter_map(|entry| entry["message"].as_str())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                anyhow::Ok(if messages.iter().any(|message| message.contains(&last)) {
                     Ok(())
                 } else {
-                    Err(newest.to_owned())
+                    Err(messages.last().copied().unwrap_or_default().to_owned())
                 })
             },
         )?;
