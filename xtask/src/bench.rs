@@ -571,20 +571,25 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         })(),
     );
 
+    // The same 100 services with sampling off (comparable with the figures before metrics
+    // existed) and sampled every second (what sampling costs).
+    let hundred = |metrics_interval: &'static str, window: Duration| {
+        fleet_run(
+            &binaries,
+            work.path(),
+            &data_dir,
+            &FleetSpec {
+                metrics_interval,
+                ..FleetSpec::plain(100)
+            },
+            Some((options.settle(), window)),
+        )
+    };
     record(
         "scale: 100 services",
         (|| {
             for _ in 0..options.runs {
-                let run = fleet_run(
-                    &binaries,
-                    work.path(),
-                    &data_dir,
-                    &FleetSpec {
-                        metrics_interval: "0s",
-                        ..FleetSpec::plain(100)
-                    },
-                    Some((options.settle(), options.idle_window())),
-                )?;
+                let run = hundred("0s", options.idle_window())?;
                 figures.startup_100.samples.push(ms(run.startup));
                 figures.rss_100.samples.push(run.rss_bytes as f64 / MIB);
                 figures.cpu_100.samples.push(run.idle_cpu_percent);
@@ -593,21 +598,11 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
             Ok(())
         })(),
     );
-
     record(
         "sampling: 100 services every 1 s",
         (|| {
             for _ in 0..options.runs {
-                let run = fleet_run(
-                    &binaries,
-                    work.path(),
-                    &data_dir,
-                    &FleetSpec {
-                        metrics_interval: "1s",
-                        ..FleetSpec::plain(100)
-                    },
-                    Some((options.settle(), options.sampling_window())),
-                )?;
+                let run = hundred("1s", options.sampling_window())?;
                 figures.sampling_100.samples.push(run.idle_cpu_percent);
             }
             Ok(())

@@ -51,6 +51,31 @@ pub(crate) struct Usage {
 }
 
 impl Cell {
+    /// A service as registered: stopped (or disabled), nothing seen yet.
+    fn new(member: Member) -> Cell {
+        Cell {
+            snapshot: Snapshot {
+                state: if member.active {
+                    ServiceState::Stopped
+                } else {
+                    ServiceState::Disabled
+                },
+                pid: None,
+                running_since: None,
+                restarts: 0,
+                last_error: None,
+            },
+            name: member.name,
+            port: member.port,
+            critical: member.critical,
+            active: member.active,
+            last_health_check: None,
+            degraded: false,
+            usage: None,
+            removed: false,
+        }
+    }
+
     fn status(&self, now: Instant) -> ServiceStatus {
         ServiceStatus {
             name: self.name.clone(),
@@ -146,30 +171,7 @@ impl Shared {
         run_state_path: Option<PathBuf>,
         run_id: String,
     ) -> Shared {
-        let cells: Vec<Cell> = members
-            .into_iter()
-            .map(|member| Cell {
-                snapshot: Snapshot {
-                    state: if member.active {
-                        ServiceState::Stopped
-                    } else {
-                        ServiceState::Disabled
-                    },
-                    pid: None,
-                    running_since: None,
-                    restarts: 0,
-                    last_error: None,
-                },
-                name: member.name,
-                port: member.port,
-                critical: member.critical,
-                active: member.active,
-                last_health_check: None,
-                degraded: false,
-                usage: None,
-                removed: false,
-            })
-            .collect();
+        let cells: Vec<Cell> = members.into_iter().map(Cell::new).collect();
         let order = (0..cells.len()).collect();
         let health = compute_health(&cells);
         let (run_state, _) = watch::channel(RunState {
@@ -200,27 +202,7 @@ impl Shared {
     /// A new service's cell (a reload added it); returns its slot.
     pub(crate) fn add_member(&self, member: Member) -> usize {
         let mut cells = self.cells.lock_recovered();
-        cells.push(Cell {
-            snapshot: Snapshot {
-                state: if member.active {
-                    ServiceState::Stopped
-                } else {
-                    ServiceState::Disabled
-                },
-                pid: None,
-                running_since: None,
-                restarts: 0,
-                last_error: None,
-            },
-            name: member.name,
-            port: member.port,
-            critical: member.critical,
-            active: member.active,
-            last_health_check: None,
-            degraded: false,
-            usage: None,
-            removed: false,
-        });
+        cells.push(Cell::new(member));
         cells.len() - 1
     }
 
