@@ -20,7 +20,7 @@ use tokio::{sync::oneshot, task::JoinSet};
 use super::{Conductor, ServiceHandle, sampled_interval, tasks::close_queue};
 use crate::{
     failure::{ActionError, Failure},
-    fleet::Member,
+    fleet::{Member, Snapshot},
     service::Command,
     sync::LockExt,
 };
@@ -146,6 +146,22 @@ impl Conductor {
             self.inner
                 .metrics
                 .set_interval(slot, sampled_interval(&spec));
+            if !spec.is_active() {
+                // A fresh owner task of a service that is not started says nothing until asked;
+                // its status must say disabled at once, not the old task's last `stopped`.
+                self.inner.shared.update(
+                    slot,
+                    Snapshot {
+                        state: ServiceState::Disabled,
+                        pid: None,
+                        running_since: None,
+                        restarts: 0,
+                        last_error: None,
+                    },
+                    "disabled by a reload",
+                    "",
+                );
+            }
             let handle = self.launch_owner(spec, slot, None);
             self.inner.table.lock_recovered().services[slot] = Some(handle);
         }
