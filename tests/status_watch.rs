@@ -287,3 +287,58 @@ fn status_watch_into_a_pipe_prints_the_plain_table_each_interval() {
         "Ctrl-C did not end the watch with exit code 0: {exit:?}"
     );
 }
+
+/// Requests that wait, unread, in the receive queue of a socket of `port` on 127.0.0.1 (from
+/// `/proc/net/tcp`): a conductor that is stopped still has the kernel take them in.
+fn unread_requests(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields.get(1).and_then(|local| local.rsplit(':').next());
+            let rx_queue = fields.get(4).and_then(|queues| queues.rsplit(':').next());
+            local_port.and_then(|p| u16::from_str_radix(p, 16).ok()) == Some(port)
+                && rx_queue.and_then(|q| usize::from_str_radix(q, 16).ok()) > Some(0)
+        })
+        .count()
+}
+
+/// The Ctrl-C comes while the watch waits for its `services:get-all` (conductor is stopped
+/// with SIGSTOP until it has arrived): it must still end the watch once the answer is in.
+#[test]
+fn issue_14_status_watch_quits_on_a_ctrl_c_that_comes_while_a_table_is_fetched() {
+    let scope = TaggedDir::new("watch-ctrl-c-fetch");
+    let (dir, tag) = (&scope.dir, scope.tag.as_str());
+    let conductor = conductor_with_idle_service(dir, tag);
+    let port: u16 = match conductor.addr().rsplit(':').next().map(str::parse) {
+        Some(Ok(port)) => port,
+        _ => panic!("no port in {}", conductor.addr()),
+    };
+    let watch = CliProcess::spawn(&conductor.data_dir, &["status", "--watch"]);
+    wait_until(DEADLINE, "the first table", || {
+        watch.stdout().lines().any(|line| line.starts_with("idle "))
+    });
+
+    conductor.signal(libc::SIGSTOP);
+    // Resumed however the test ends: a stopped conductor must not outlive a failure here.
+    struct Resume<'a>(&'a Conductor);
+    impl Drop for Resume<'_> {
+        fn drop(&mut self) {
+            self.0.signal(libc::SIGCONT);
+        }
+    }
+    let resume = Resume(&conductor);
+    wait_until(DEADLINE, "the watch's next request to wait unread", || {
+        unread_requests(port) > 0
+    });
+    watch.signal(libc::SIGINT);
+    drop(resume);
+    let exit = watch.wait_exit();
+    assert_eq!(
+        exit.status.code(),
+        Some(0),
+        "a Ctrl-C during a fetch did not end the watch: {exit:?}"
+    );
+}
