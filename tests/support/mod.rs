@@ -281,19 +281,7 @@ impl Conductor {
         if let Some(dir) = registry.parent() {
             command.current_dir(dir);
         }
-        let mut child = match command.spawn() {
-            Ok(child) => child,
-            Err(error) => panic!("cannot run conductor up: {error}"),
-        };
-        let stdout = Arc::new(Mutex::new(String::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        // Readers are detached: they end at EOF, which comes when conductor exits.
-        if let Some(pipe) = child.stdout.take() {
-            collect(pipe, stdout.clone());
-        }
-        if let Some(pipe) = child.stderr.take() {
-            collect(pipe, stderr.clone());
-        }
+        let (child, stdout, stderr) = spawn_collecting(&mut command, &["up"]);
         Conductor {
             child: Some(child),
             exit: None,
@@ -516,19 +504,7 @@ impl Conductor {
 
     /// Sends `signal` to conductor.
     pub fn signal(&self, signal: i32) {
-        let pid = self.pid();
-        let Ok(pid) = libc::pid_t::try_from(pid) else {
-            panic!("pid {pid} does not fit pid_t");
-        };
-        // SAFETY: kill(2) has no memory-safety preconditions; the pid is our own unreaped
-        // child, so it cannot have been reused.
-        let rc = unsafe { libc::kill(pid, signal) };
-        assert_eq!(
-            rc,
-            0,
-            "kill({pid}, {signal}) failed: {}",
-            std::io::Error::last_os_error()
-        );
+        send_signal(self.pid(), signal);
     }
 
     /// Every fleet pid recorded so far (groups and single processes).
@@ -576,6 +552,43 @@ impl Drop for Conductor {
     }
 }
 
+/// Output collected from a child's pipe as it comes.
+type Collected = Arc<Mutex<String>>;
+
+/// Spawns `command` (conductor with `args`, for the messages), its piped stdout and stderr
+/// collected by detached readers, which end at EOF, when the child exits.
+fn spawn_collecting(command: &mut Command, args: &[&str]) -> (Child, Collected, Collected) {
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(error) => panic!("cannot run conductor {args:?}: {error}"),
+    };
+    let stdout = Arc::new(Mutex::new(String::new()));
+    let stderr = Arc::new(Mutex::new(String::new()));
+    if let Some(pipe) = child.stdout.take() {
+        collect(pipe, stdout.clone());
+    }
+    if let Some(pipe) = child.stderr.take() {
+        collect(pipe, stderr.clone());
+    }
+    (child, stdout, stderr)
+}
+
+/// Sends `signal` to `pid`, a child of this test that is not reaped yet (so the pid cannot
+/// have been reused).
+fn send_signal(pid: u32, signal: i32) {
+    let Ok(id) = libc::pid_t::try_from(pid) else {
+        panic!("pid {pid} does not fit pid_t");
+    };
+    // SAFETY: kill(2) has no memory-safety preconditions; the pid is our own unreaped child.
+    let rc = unsafe { libc::kill(id, signal) };
+    assert_eq!(
+        rc,
+        0,
+        "kill({pid}, {signal}) failed: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
 fn collect(pipe: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
     std::thread::spawn(move || {
         let mut reader = BufReader::new(pipe);
@@ -598,59 +611,83 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Runs a client subcommand (`conductor <args> --data-dir <data_dir>`) to completion; a client
 /// that hangs is killed after a deadline and fails the test.
 pub fn conductor_cli(data_dir: &Path, args: &[&str]) -> std::process::Output {
-    let mut child = CliGuard(
-        match Command::new(env!("CARGO_BIN_EXE_conductor"))
+    CliProcess::spawn(data_dir, args).wait_exit()
+}
+
+/// A client subcommand (`conductor <args> --data-dir <data_dir>`) running beside the test,
+/// stdin from /dev/null, its output collected; killed and reaped on drop, even on panic.
+pub struct CliProcess {
+    child: Child,
+    args: Vec<String>,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl CliProcess {
+    /// Starts `conductor <args> --data-dir <data_dir>` without waiting for it.
+    pub fn spawn(data_dir: &Path, args: &[&str]) -> CliProcess {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_conductor"));
+        command
             .args(args)
             .arg("--data-dir")
             .arg(data_dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-        {
-            Ok(child) => child,
-            Err(error) => panic!("cannot run conductor {args:?}: {error}"),
-        },
-    );
-    let stdout = Arc::new(Mutex::new(String::new()));
-    let stderr = Arc::new(Mutex::new(String::new()));
-    if let Some(pipe) = child.0.stdout.take() {
-        collect(pipe, stdout.clone());
-    }
-    if let Some(pipe) = child.0.stderr.take() {
-        collect(pipe, stderr.clone());
-    }
-    let status = wait_until(
-        DEADLINE,
-        &format!("conductor {args:?} to exit"),
-        || match child.0.try_wait() {
-            Ok(Some(status)) => Ok(status),
-            Ok(None) => Err(format!("still running; stdout so far:\n{}", lock(&stdout))),
-            Err(error) => panic!("cannot wait for conductor {args:?}: {error}"),
-        },
-    );
-    wait_until(DEADLINE, "the client's output to end", || {
-        if Arc::strong_count(&stdout) == 1 && Arc::strong_count(&stderr) == 1 {
-            Ok(())
-        } else {
-            Err("a reader is still attached".to_owned())
+            .stderr(Stdio::piped());
+        let (child, stdout, stderr) = spawn_collecting(&mut command, args);
+        CliProcess {
+            child,
+            args: args.iter().map(|&arg| arg.to_owned()).collect(),
+            stdout,
+            stderr,
         }
-    });
-    let text = |buffer: &Arc<Mutex<String>>| lock(buffer).clone().into_bytes();
-    std::process::Output {
-        status,
-        stdout: text(&stdout),
-        stderr: text(&stderr),
+    }
+
+    /// Everything it printed on stdout so far.
+    pub fn stdout(&self) -> String {
+        lock(&self.stdout).clone()
+    }
+
+    /// Sends `signal` to it.
+    pub fn signal(&self, signal: i32) {
+        send_signal(self.child.id(), signal);
+    }
+
+    /// Waits for it to exit by itself (panicking after [`DEADLINE`]); its output is complete
+    /// afterwards.
+    pub fn wait_exit(mut self) -> std::process::Output {
+        let args = &self.args;
+        let status = wait_until(
+            DEADLINE,
+            &format!("conductor {args:?} to exit"),
+            || match self.child.try_wait() {
+                Ok(Some(status)) => Ok(status),
+                Ok(None) => Err(format!(
+                    "still running; stdout so far:\n{}",
+                    lock(&self.stdout)
+                )),
+                Err(error) => panic!("cannot wait for conductor {args:?}: {error}"),
+            },
+        );
+        wait_until(DEADLINE, "the client's output to end", || {
+            if Arc::strong_count(&self.stdout) == 1 && Arc::strong_count(&self.stderr) == 1 {
+                Ok(())
+            } else {
+                Err("a reader is still attached".to_owned())
+            }
+        });
+        std::process::Output {
+            status,
+            stdout: lock(&self.stdout).clone().into_bytes(),
+            stderr: lock(&self.stderr).clone().into_bytes(),
+        }
     }
 }
 
-/// A client subcommand, killed and reaped if [`conductor_cli`] panics while it runs.
-struct CliGuard(Child);
-
-impl Drop for CliGuard {
+impl Drop for CliProcess {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -742,5 +779,75 @@ pub fn read_events(
                 return events;
             }
         }
+    }
+}
+
+/// A test's temp dir and its `TEST_TAG`: every live process carrying the tag (the services
+/// a test tags, their daemons) is SIGKILLed on drop, even when the test panics.
+pub struct TaggedDir {
+    /// The temp dir, named after the test.
+    pub dir: TempDir,
+    /// `<name>-<pid>-<n>`, unique to this test.
+    pub tag: String,
+    _cleanup: KillTagged,
+}
+
+impl TaggedDir {
+    /// A new temp dir and tag, both named `name`.
+    pub fn new(name: &str) -> TaggedDir {
+        let tag = unique_tag(name);
+        TaggedDir {
+            dir: TempDir::new(name),
+            _cleanup: KillTagged(tag.clone()),
+            tag,
+        }
+    }
+}
+
+/// A python3 service table: `python3 <script> <args>` tagged `TEST_TAG=<tag>`, ready as soon
+/// as it runs (`health = { kind = "none" }`), not critical (a test may let it fail). More keys
+/// of the table may follow it.
+pub fn python_service(name: &str, port: u16, script: &Path, args: &[&str], tag: &str) -> String {
+    let args: Vec<String> = std::iter::once(toml_path(script))
+        .chain(args.iter().map(|arg| toml_string(arg)))
+        .collect();
+    format!(
+        r#"
+[services.{name}]
+port = {port}
+command = "python3"
+args = [{args}]
+env = {{ TEST_TAG = {tag} }}
+health = {{ kind = "none" }}
+critical = false
+"#,
+        args = args.join(", "),
+        tag = toml_string(tag),
+    )
+}
+
+/// The proportional set size of `pid` (`Pss:` of `/proc/<pid>/smaps_rollup`), in bytes.
+pub fn pss_bytes(pid: u32) -> Option<u64> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let line = rollup.lines().find(|line| line.starts_with("Pss:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// The summed PSS of every live process tagged `TEST_TAG=<tag>`, and their pids: what `/proc`
+/// itself says a tree costs, read independently of conductor's sampler.
+pub fn tagged_pss(tag: &str) -> (u64, Vec<u32>) {
+    let pids = tagged(tag);
+    let total = pids.iter().filter_map(|&pid| pss_bytes(pid)).sum();
+    (total, pids)
+}
+
+/// A wire timestamp (ISO-8601, UTC) in seconds since the Unix epoch.
+pub fn epoch_seconds(timestamp: &str) -> f64 {
+    match humantime::parse_rfc3339(timestamp) {
+        Ok(time) => time
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |since| since.as_secs_f64()),
+        Err(error) => panic!("{timestamp:?} is not an ISO-8601 timestamp: {error}"),
     }
 }

@@ -58,13 +58,17 @@ pub(crate) async fn watch(client: &Client) -> anyhow::Result<()> {
         None
     };
     let mut keys = quit_keys(interactive);
+    // One listener for the whole watch, made before the first fetch: a `ctrl_c()` made anew
+    // in each select misses a Ctrl-C that comes while a table is fetched (its listener does
+    // not exist yet), and the watch would go on. `recv` is cancel-safe.
+    let mut interrupts = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
             Some(()) = keys.recv() => return Ok(()),
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = interrupts.recv() => return Ok(()),
         }
         let statuses: Vec<ServiceStatus> =
             client.call(Channel::ServicesGetAll, None::<&()>).await?;
