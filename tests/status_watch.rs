@@ -191,7 +191,7 @@ fn wait_first_frame(tmux: &Tmux) -> String {
         let complete = header
             .first()
             .is_some_and(|header| header.contains(" CPU ") && header.contains(" MEM "))
-            && row.is_some_and(|row| row.contains('%') && row.contains("MiB"));
+            && row.is_some_and(|row| row.contains('%') && row.contains("MB"));
         if complete {
             Ok(screen)
         } else {
