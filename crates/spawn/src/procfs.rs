@@ -121,7 +121,15 @@ fn parse_pss(rollup: &str) -> Option<u64> {
 
 /// How many file descriptors `pid` has open (the entries of `/proc/<pid>/fd`).
 pub(crate) fn open_files(pid: u32) -> Option<u32> {
-    let count = fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count();
+    let dir = format!("/proc/{pid}/fd");
+    // Since Linux 6.2 the directory's size is its number of entries: one stat instead of
+    // listing it (a listing builds a dentry per descriptor, and was a fifth of sampling's cost).
+    if let Ok(meta) = fs::metadata(&dir)
+        && meta.len() > 0
+    {
+        return u32::try_from(meta.len()).ok();
+    }
+    let count = fs::read_dir(&dir).ok()?.count();
     u32::try_from(count).ok()
 }
 

@@ -40,6 +40,26 @@ pub struct ProcessUsage {
 #[derive(Debug, Default)]
 pub struct MarkerCache {
     known: HashMap<(u32, u64), Option<String>>,
+    pss: HashMap<(u32, u64), PssMemo>,
+}
+
+/// The last PSS read of a process: `smaps_rollup` walks every page table entry, so it is read
+/// again only when resident memory moved or the value grew old.
+#[derive(Debug, Clone, Copy)]
+struct PssMemo {
+    pss: u64,
+    rss: u64,
+    at: std::time::Instant,
+}
+
+/// A PSS is read again after this long whatever the RSS does (sharing can change alone).
+const PSS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl PssMemo {
+    /// Whether `rss` is within 1/32 of the RSS this PSS was read at, and the read is recent.
+    fn still_holds(&self, rss: u64) -> bool {
+        rss.abs_diff(self.rss) <= self.rss / 32 && self.at.elapsed() < PSS_MAX_AGE
+    }
 }
 
 /// The kernel's clock ticks per second (`sysconf(_SC_CLK_TCK)`), the unit of
@@ -82,6 +102,7 @@ pub fn sample_marked(
             .collect()
     };
     let mut seen = HashMap::with_capacity(candidates.len());
+    let mut pss = HashMap::with_capacity(cache.pss.len());
     let mut usage = Vec::new();
     for stat in candidates.into_iter().filter(procfs::ProcStat::is_live) {
         let key = (stat.pid, stat.start_time);
@@ -97,9 +118,26 @@ pub fn sample_marked(
         if marker.is_none() {
             continue;
         }
-        usage.push(measure(&stat, marker));
+        let mut process = measure_cheap(&stat, marker);
+        process.pss_bytes = match cache.pss.get(&key) {
+            Some(memo) if memo.still_holds(process.rss_bytes) => Some(memo.pss),
+            _ => procfs::pss_bytes(stat.pid),
+        };
+        if let Some(bytes) = process.pss_bytes {
+            let memo = match cache.pss.get(&key) {
+                Some(memo) if memo.pss == bytes && memo.still_holds(process.rss_bytes) => *memo,
+                _ => PssMemo {
+                    pss: bytes,
+                    rss: process.rss_bytes,
+                    at: std::time::Instant::now(),
+                },
+            };
+            pss.insert(key, memo);
+        }
+        usage.push(process);
     }
     cache.known = seen;
+    cache.pss = pss;
     usage
 }
 
@@ -117,7 +155,9 @@ pub fn sample_marked(
 #[cfg(target_os = "linux")]
 pub fn sample_self() -> Option<ProcessUsage> {
     let stat = crate::procfs::read_stat(std::process::id())?;
-    Some(measure(&stat, None))
+    let mut own = measure_cheap(&stat, None);
+    own.pss_bytes = crate::procfs::pss_bytes(stat.pid);
+    Some(own)
 }
 
 /// Without `/proc` there is nothing to sample.
@@ -126,8 +166,9 @@ pub fn sample_self() -> Option<ProcessUsage> {
     None
 }
 
+/// Everything but PSS, which the callers read (or remember) themselves.
 #[cfg(target_os = "linux")]
-fn measure(stat: &crate::procfs::ProcStat, marker: Option<String>) -> ProcessUsage {
+fn measure_cheap(stat: &crate::procfs::ProcStat, marker: Option<String>) -> ProcessUsage {
     use crate::procfs;
     ProcessUsage {
         pid: stat.pid,
@@ -135,7 +176,7 @@ fn measure(stat: &crate::procfs::ProcStat, marker: Option<String>) -> ProcessUsa
         start_time: stat.start_time,
         cpu_ticks: stat.cpu_ticks,
         rss_bytes: stat.rss_pages.saturating_mul(page_size()),
-        pss_bytes: procfs::pss_bytes(stat.pid),
+        pss_bytes: None,
         threads: stat.threads,
         open_files: procfs::open_files(stat.pid).unwrap_or(0),
         marker,
@@ -169,6 +210,24 @@ mod tests {
             Some("records".to_owned())
         );
         assert_eq!(marker_value(environ, b"CONDUCTOR_INSTANCE=run2/"), None);
+    }
+
+    #[test]
+    fn a_remembered_pss_holds_while_resident_memory_stays_put() {
+        let memo = PssMemo {
+            pss: 40 << 20,
+            rss: 64 << 20,
+            at: std::time::Instant::now(),
+        };
+        assert!(memo.still_holds(64 << 20));
+        assert!(memo.still_holds((64 << 20) + (1 << 20)));
+        assert!(!memo.still_holds(70 << 20), "RSS grew by more than 1/32");
+        assert!(!memo.still_holds(60 << 20), "RSS shrank by more than 1/32");
+        let old = PssMemo {
+            at: std::time::Instant::now() - PSS_MAX_AGE,
+            ..memo
+        };
+        assert!(!old.still_holds(64 << 20), "a PSS that old is read again");
     }
 
     #[cfg(target_os = "linux")]
