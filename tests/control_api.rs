@@ -11,7 +11,7 @@ use conductor_protocol::{ServiceState, ServiceStatus};
 use serde_json::{Value, json};
 use support::{
     Conductor, DEADLINE, EventStream, TempDir, fake_service, free_ports, http, http_raw, is_gone,
-    registry_head, wait_all_gone, wait_until,
+    registry_head, running_pid, wait_all_gone, wait_until,
 };
 
 /// Two fake services: `records` (critical) and `export` (not critical, depends on records).
@@ -32,13 +32,6 @@ critical = false
         head = registry_head("ApiTest"),
         bin = fake_service(),
     )
-}
-
-fn running_pid(status: &ServiceStatus) -> u32 {
-    match (status.status, status.pid) {
-        (ServiceState::Running, Some(pid)) => pid,
-        _ => panic!("expected {} running with a pid: {status:?}", status.name),
-    }
 }
 
 fn log_messages(conductor: &Conductor, request: &Value) -> Vec<(String, String)> {
@@ -412,7 +405,7 @@ fn event_stream_reports_a_killed_service_and_its_restart() {
             Instant::now() < deadline,
             "no status-changed down and back to running for export; events: {seen:#?}"
         );
-        let event = events.next();
+        let event = events.next_event();
         if let (Some(previous), Some(id)) = (last_id, event.id) {
             assert_eq!(
                 id,

@@ -817,7 +817,7 @@ impl EventStream {
                 Instant::now() < deadline,
                 "no {what} within {DEADLINE:?}; events: {seen:#?}"
             );
-            let event = self.next();
+            let event = self.next_event();
             let is_done = done(&event);
             seen.push(event);
             if is_done {
@@ -837,7 +837,7 @@ impl EventStream {
 
     /// The next event. The response is chunked: chunk-size lines are told apart from SSE
     /// lines because SSE lines always have a field name and a colon (or are empty).
-    pub fn next(&mut self) -> SseEvent {
+    pub fn next_event(&mut self) -> SseEvent {
         let (mut id, mut name, mut data) = (None, String::new(), String::new());
         loop {
             let line = self.line();
@@ -870,4 +870,12 @@ pub fn get_json(port: u16, path: &str) -> serde_json::Value {
     let response = http(&addr, &format!("GET {path} HTTP/1.1\r\nHost: {addr}"), b"");
     assert_eq!(response.status, 200, "GET {path}: {}", response.body);
     response.json()
+}
+
+/// The pid of a service that must be running.
+pub fn running_pid(status: &ServiceStatus) -> u32 {
+    match (status.status, status.pid) {
+        (conductor_protocol::ServiceState::Running, Some(pid)) => pid,
+        _ => panic!("expected {} running with a pid: {status:?}", status.name),
+    }
 }
