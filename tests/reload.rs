@@ -244,6 +244,11 @@ fn an_invalid_or_refused_registry_changes_nothing_and_says_why() {
         running_proc(&conductor, "export"),
     ];
     let mut events = EventStream::open(&conductor, false);
+    let control_port = conductor
+        .addr()
+        .rsplit_once(':')
+        .and_then(|(_, port)| port.parse::<u16>().ok())
+        .unwrap_or_else(|| panic!("no port in the control API's address {}", conductor.addr()));
 
     let cases = [
         (
@@ -276,11 +281,20 @@ fn an_invalid_or_refused_registry_changes_nothing_and_says_why() {
             "[database] changed: a reload never reopens the database or runs migrations; \
              restart conductor to apply it",
         ),
+        (
+            "the control API's port for a service",
+            format!(
+                "{head}{records}{}",
+                fake("export", control_port, r#"depends_on = ["records"]"#)
+            ),
+            "services.export.port is [IPC_PORT], the port of the control API; choose another port",
+        ),
     ];
     let mut report = String::new();
     for (case, text, expected) in &cases {
+        let expected = &expected.replace("[IPC_PORT]", &control_port.to_string());
         let file = dir.write(
-            &format!("{}.toml", case.replace([' ', '[', ']'], "-")),
+            &format!("{}.toml", case.replace([' ', '[', ']', '\''], "-")),
             text,
         );
         let output = cli_reload(&conductor, Some(&file));
@@ -321,6 +335,7 @@ fn an_invalid_or_refused_registry_changes_nothing_and_says_why() {
         assert_eq!(fleet_view(&conductor), before, "{case} changed the fleet");
     }
     let report = report
+        .replace(&control_port.to_string(), "[IPC_PORT]")
         .replace(&records_port.to_string(), "[RECORDS_PORT]")
         .replace(&export_port.to_string(), "[EXPORT_PORT]");
     insta::assert_snapshot!("invalid_and_refused_reloads", report);
