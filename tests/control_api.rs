@@ -5,17 +5,13 @@
 // `pub` so that helpers this file does not use are not dead code.
 pub mod support;
 
-use std::{
-    io::{BufRead, BufReader, Write},
-    net::TcpStream,
-    time::Instant,
-};
+use std::time::Instant;
 
 use conductor_protocol::{ServiceState, ServiceStatus};
 use serde_json::{Value, json};
 use support::{
-    Conductor, DEADLINE, TempDir, fake_service, free_ports, http, http_raw, is_gone, registry_head,
-    wait_all_gone, wait_until,
+    Conductor, DEADLINE, EventStream, TempDir, fake_service, free_ports, http, http_raw, is_gone,
+    registry_head, running_pid, wait_all_gone, wait_until,
 };
 
 /// Two fake services: `records` (critical) and `export` (not critical, depends on records).
@@ -36,13 +32,6 @@ critical = false
         head = registry_head("ApiTest"),
         bin = fake_service(),
     )
-}
-
-fn running_pid(status: &ServiceStatus) -> u32 {
-    match (status.status, status.pid) {
-        (ServiceState::Running, Some(pid)) => pid,
-        _ => panic!("expected {} running with a pid: {status:?}", status.name),
-    }
 }
 
 fn log_messages(conductor: &Conductor, request: &Value) -> Vec<(String, String)> {
@@ -390,100 +379,6 @@ fn every_refusal_is_a_json_error_that_says_what_was_wrong() {
     assert_eq!(conductor.status("export").status, ServiceState::Running);
 }
 
-/// One Server-Sent Event as framed on the wire.
-#[derive(Debug)]
-struct SseEvent {
-    id: Option<u64>,
-    name: String,
-    data: Value,
-}
-
-/// A raw `GET /events` connection, read line by line.
-struct EventStream {
-    reader: BufReader<TcpStream>,
-}
-
-impl EventStream {
-    fn open(conductor: &Conductor, by_query: bool) -> EventStream {
-        let addr = conductor.addr();
-        let token = &conductor.info().token;
-        let request = if by_query {
-            format!("GET /events?token={token} HTTP/1.1\r\nHost: {addr}\r\n\r\n")
-        } else {
-            format!(
-                "GET /events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
-                 Accept: text/event-stream\r\n\r\n"
-            )
-        };
-        let mut stream = match TcpStream::connect(&addr) {
-            Ok(stream) => stream,
-            Err(error) => panic!("cannot connect to {addr}: {error}"),
-        };
-        if let Err(error) = stream
-            .set_read_timeout(Some(DEADLINE))
-            .and_then(|()| stream.write_all(request.as_bytes()))
-        {
-            panic!("cannot send GET /events: {error}");
-        }
-        let mut stream = EventStream {
-            reader: BufReader::new(stream),
-        };
-        // The server subscribes before it answers, so once the headers are here every later
-        // event reaches this stream.
-        let status_line = stream.line();
-        assert!(
-            status_line.starts_with("HTTP/1.1 200"),
-            "GET /events answered {status_line:?}"
-        );
-        let mut content_type = false;
-        loop {
-            let line = stream.line();
-            if line.is_empty() {
-                break;
-            }
-            content_type |= line.eq_ignore_ascii_case("content-type: text/event-stream");
-        }
-        assert!(content_type, "GET /events is not text/event-stream");
-        stream
-    }
-
-    fn line(&mut self) -> String {
-        let mut line = String::new();
-        match self.reader.read_line(&mut line) {
-            Ok(0) => panic!("the event stream ended"),
-            Ok(_) => line.trim_end_matches(['\r', '\n']).to_owned(),
-            Err(error) => panic!("reading the event stream failed: {error}"),
-        }
-    }
-
-    /// The next event. The response is chunked: chunk-size lines are told apart from SSE
-    /// lines because SSE lines always have a field name and a colon (or are empty).
-    fn next(&mut self) -> SseEvent {
-        let (mut id, mut name, mut data) = (None, String::new(), String::new());
-        loop {
-            let line = self.line();
-            if line.is_empty() {
-                if !data.is_empty() {
-                    let data = match serde_json::from_str(&data) {
-                        Ok(value) => value,
-                        Err(error) => panic!("event {name} data is not JSON ({error}): {data}"),
-                    };
-                    return SseEvent { id, name, data };
-                }
-                continue;
-            }
-            if let Some(value) = line.strip_prefix("id:") {
-                id = value.trim().parse().ok();
-            } else if let Some(value) = line.strip_prefix("event:") {
-                name = value.trim().to_owned();
-            } else if let Some(value) = line.strip_prefix("data:") {
-                data.push_str(value.trim_start());
-            }
-            // Anything else is a chunk-size line or a `:` keep-alive comment.
-        }
-    }
-}
-
 #[test]
 fn event_stream_reports_a_killed_service_and_its_restart() {
     let dir = TempDir::new("events");
@@ -510,7 +405,7 @@ fn event_stream_reports_a_killed_service_and_its_restart() {
             Instant::now() < deadline,
             "no status-changed down and back to running for export; events: {seen:#?}"
         );
-        let event = events.next();
+        let event = events.next_event();
         if let (Some(previous), Some(id)) = (last_id, event.id) {
             assert_eq!(
                 id,

@@ -6,14 +6,7 @@
 pub mod support;
 
 use serde_json::Value;
-use support::{Conductor, TempDir, fake_service, free_ports, http, registry_head};
-
-fn get(port: u16, path: &str) -> Value {
-    let addr = format!("127.0.0.1:{port}");
-    let response = http(&addr, &format!("GET {path} HTTP/1.1\r\nHost: {addr}"), b"");
-    assert_eq!(response.status, 200, "GET {path}: {}", response.body);
-    response.json()
-}
+use support::{Conductor, TempDir, fake_service, free_ports, get_json, registry_head};
 
 #[test]
 fn every_service_gets_the_injected_environment_then_its_own() {
@@ -36,7 +29,7 @@ env = {{ OWN_SETTING = "yes", LOG_LEVEL = "trace" }}
     conductor.wait_up();
     let data_dir = conductor.data_dir.display().to_string();
 
-    let env = get(port, "/env");
+    let env = get_json(port, "/env");
     let var = |name: &str| match env.get(name).and_then(Value::as_str) {
         Some(value) => value.to_owned(),
         None => panic!("{name} is not in the service's environment: {env}"),
@@ -62,7 +55,7 @@ env = {{ OWN_SETTING = "yes", LOG_LEVEL = "trace" }}
     // The readiness probe carried this attempt's correlation id.
     let correlation = var("CONDUCTOR_CORRELATION_ID");
     assert!(!correlation.is_empty());
-    let info = get(port, "/info");
+    let info = get_json(port, "/info");
     assert_eq!(
         info["lastCorrelationId"].as_str(),
         Some(correlation.as_str()),
@@ -72,7 +65,7 @@ env = {{ OWN_SETTING = "yes", LOG_LEVEL = "trace" }}
     // A new attempt gets a new id.
     let restarted: Value = conductor.call_ok("services:restart", r#"{"serviceName":"records"}"#);
     assert_eq!(restarted["success"], Value::Bool(true), "{restarted}");
-    let again = get(port, "/env");
+    let again = get_json(port, "/env");
     let new_correlation = again["CONDUCTOR_CORRELATION_ID"]
         .as_str()
         .unwrap_or_default();

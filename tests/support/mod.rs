@@ -804,6 +804,124 @@ impl TaggedDir {
     }
 }
 
+/// One Server-Sent Event as framed on the wire.
+#[derive(Debug)]
+pub struct SseEvent {
+    /// Its `id:`, if it had one.
+    pub id: Option<u64>,
+    /// Its `event:` name.
+    pub name: String,
+    /// Its `data:`, parsed.
+    pub data: serde_json::Value,
+}
+
+/// A raw `GET /events` connection, read line by line.
+pub struct EventStream {
+    reader: BufReader<TcpStream>,
+}
+
+impl EventStream {
+    /// Opens `GET /events` (the token in the query with `by_query`, else in the header) and
+    /// returns once the answer's headers are read: every event published later reaches it.
+    pub fn open(conductor: &Conductor, by_query: bool) -> EventStream {
+        let addr = conductor.addr();
+        let token = &conductor.info().token;
+        let request = if by_query {
+            format!("GET /events?token={token} HTTP/1.1\r\nHost: {addr}\r\n\r\n")
+        } else {
+            format!(
+                "GET /events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+                 Accept: text/event-stream\r\n\r\n"
+            )
+        };
+        let mut stream = match TcpStream::connect(&addr) {
+            Ok(stream) => stream,
+            Err(error) => panic!("cannot connect to {addr}: {error}"),
+        };
+        if let Err(error) = stream
+            .set_read_timeout(Some(DEADLINE))
+            .and_then(|()| stream.write_all(request.as_bytes()))
+        {
+            panic!("cannot send GET /events: {error}");
+        }
+        let mut stream = EventStream {
+            reader: BufReader::new(stream),
+        };
+        // The server subscribes before it answers, so once the headers are here every later
+        // event reaches this stream.
+        let status_line = stream.line();
+        assert!(
+            status_line.starts_with("HTTP/1.1 200"),
+            "GET /events answered {status_line:?}"
+        );
+        let mut content_type = false;
+        loop {
+            let line = stream.line();
+            if line.is_empty() {
+                break;
+            }
+            content_type |= line.eq_ignore_ascii_case("content-type: text/event-stream");
+        }
+        assert!(content_type, "GET /events is not text/event-stream");
+        stream
+    }
+
+    /// Reads events until `done` accepts one; returns it with all before it, or panics after
+    /// [`DEADLINE`] naming `what` and the events seen.
+    pub fn until(&mut self, what: &str, done: impl Fn(&SseEvent) -> bool) -> Vec<SseEvent> {
+        let deadline = Instant::now() + DEADLINE;
+        let mut seen = Vec::new();
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "no {what} within {DEADLINE:?}; events: {seen:#?}"
+            );
+            let event = self.next_event();
+            let is_done = done(&event);
+            seen.push(event);
+            if is_done {
+                return seen;
+            }
+        }
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(0) => panic!("the event stream ended"),
+            Ok(_) => line.trim_end_matches(['\r', '\n']).to_owned(),
+            Err(error) => panic!("reading the event stream failed: {error}"),
+        }
+    }
+
+    /// The next event. The response is chunked: chunk-size lines are told apart from SSE
+    /// lines because SSE lines always have a field name and a colon (or are empty).
+    pub fn next_event(&mut self) -> SseEvent {
+        let (mut id, mut name, mut data) = (None, String::new(), String::new());
+        loop {
+            let line = self.line();
+            if line.is_empty() {
+                if !data.is_empty() {
+                    let data = match serde_json::from_str(&data) {
+                        Ok(value) => value,
+                        Err(error) => panic!("event {name} data is not JSON ({error}): {data}"),
+                    };
+                    return SseEvent { id, name, data };
+                }
+                continue;
+            }
+            if let Some(value) = line.strip_prefix("id:") {
+                id = value.trim().parse().ok();
+            } else if let Some(value) = line.strip_prefix("event:") {
+                name = value.trim().to_owned();
+            } else if let Some(value) = line.strip_prefix("data:") {
+                data.push_str(value.trim_start());
+            }
+            // Anything else is a chunk-size line or a `:` keep-alive comment.
+        }
+    }
+}
+
 /// A python3 service table: `python3 <script> <args>` tagged `TEST_TAG=<tag>`, ready as soon
 /// as it runs (`health = { kind = "none" }`), not critical (a test may let it fail). More keys
 /// of the table may follow it.
@@ -849,5 +967,22 @@ pub fn epoch_seconds(timestamp: &str) -> f64 {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |since| since.as_secs_f64()),
         Err(error) => panic!("{timestamp:?} is not an ISO-8601 timestamp: {error}"),
+    }
+}
+
+/// `GET <path>` of a service on `127.0.0.1:<port>` (fake-service's `/env`, `/info`), which
+/// must answer 200 with JSON.
+pub fn get_json(port: u16, path: &str) -> serde_json::Value {
+    let addr = format!("127.0.0.1:{port}");
+    let response = http(&addr, &format!("GET {path} HTTP/1.1\r\nHost: {addr}"), b"");
+    assert_eq!(response.status, 200, "GET {path}: {}", response.body);
+    response.json()
+}
+
+/// The pid of a service that must be running.
+pub fn running_pid(status: &ServiceStatus) -> u32 {
+    match (status.status, status.pid) {
+        (conductor_protocol::ServiceState::Running, Some(pid)) => pid,
+        _ => panic!("expected {} running with a pid: {status:?}", status.name),
     }
 }

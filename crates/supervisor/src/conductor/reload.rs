@@ -205,7 +205,15 @@ impl Conductor {
         let summary = ReloadSummary {
             added: diff.added,
             removed: diff.removed,
-            changed: diff.restarted.into_iter().chain(diff.retuned).collect(),
+            // In registry order, like the other lists.
+            changed: new
+                .services
+                .iter()
+                .filter(|spec| {
+                    diff.restarted.contains(&spec.name) || diff.retuned.contains(&spec.name)
+                })
+                .map(|spec| spec.name.clone())
+                .collect(),
             unchanged: diff.unchanged,
         };
         tracing::info!(?summary, "registry reloaded");
