@@ -24,7 +24,7 @@ use self::{
 use crate::{failure::Failure, instance, registry_choice::RegistryChoice, remote::Target};
 
 /// Arguments of `conductor up`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub(crate) struct UpArgs {
     /// Enabled features, replacing [app] features in the registry
     #[arg(long, value_name = "A,B", value_delimiter = ',')]
@@ -38,6 +38,16 @@ pub(crate) struct UpArgs {
     /// Reload the registry whenever its file changes (as SIGHUP does)
     #[arg(long)]
     watch: bool,
+    /// Stop (gracefully, like Ctrl-C) when the process that started conductor exits, however
+    /// it ends: the app's main process crashing or being killed takes the backend down with it
+    #[arg(long)]
+    exit_with_parent: bool,
+    /// Stop when stdin reaches its end (the parent closed the pipe it holds)
+    #[arg(long)]
+    exit_on_stdin_close: bool,
+    /// The pid of the process that started us, read first thing (not a flag).
+    #[arg(skip)]
+    parent: u32,
     /// Publish this many synthetic events per second once started (bench builds only)
     #[cfg(feature = "bench-events")]
     #[arg(long, value_name = "N", hide = true)]
@@ -45,6 +55,11 @@ pub(crate) struct UpArgs {
 }
 
 pub(crate) fn run(args: &UpArgs, target: &Target) -> Result<(), Failure> {
+    // Before anything can take time: a parent that dies meanwhile must still be noticed.
+    let args = &UpArgs {
+        parent: std::os::unix::process::parent_id(),
+        ..args.clone()
+    };
     let choice = RegistryChoice::from_arg(target.registry.as_deref());
     // Validating first touches nothing and tells us the app's name, which names the data dir.
     let registry = choice.load(&LoadOptions {
@@ -103,7 +118,10 @@ async fn serve(
     paths: Paths,
     args: &UpArgs,
 ) -> Result<(), Failure> {
-    let mut stops = StopRequests::install()?;
+    let mut stops = StopRequests::install(stop::Followed {
+        parent: args.exit_with_parent.then_some(args.parent),
+        stdin: args.exit_on_stdin_close,
+    })?;
     // Installed before anything can be slow: SIGHUP's default would end the process; a SIGHUP
     // during startup is kept and applied once the fleet runs.
     let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())

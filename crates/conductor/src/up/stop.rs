@@ -11,26 +11,67 @@ use tokio::signal::unix::{SignalKind, signal};
 use super::steps::ControlApi;
 use crate::failure::Failure;
 
-/// The reasons to stop that can arrive at any moment: SIGINT and SIGTERM, and (once the fleet
-/// exists) `app:quit`.
+/// The reasons to stop that can arrive at any moment: SIGINT and SIGTERM, the parent's exit
+/// (`--exit-with-parent`) or stdin's end (`--exit-on-stdin-close`), and (once the fleet exists)
+/// `app:quit`.
 pub(super) struct StopRequests {
     sigint: tokio::signal::unix::Signal,
     sigterm: tokio::signal::unix::Signal,
+    /// Set once the watched parent or stdin is gone; the reason.
+    orphaned: tokio::sync::watch::Receiver<Option<String>>,
+    /// The parent's exit is a reason to stop once: during the stop it is not a second Ctrl-C.
+    orphan_told: bool,
+}
+
+/// What besides signals ends conductor (`up`'s flags).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Followed {
+    /// The process that started conductor: when it exits, conductor stops.
+    pub(super) parent: Option<u32>,
+    /// When stdin reaches its end (the parent closed its pipe), conductor stops.
+    pub(super) stdin: bool,
 }
 
 impl StopRequests {
-    pub(super) fn install() -> anyhow::Result<StopRequests> {
+    pub(super) fn install(followed: Followed) -> anyhow::Result<StopRequests> {
+        let (tx, orphaned) = tokio::sync::watch::channel(None);
+        if let Some(parent) = followed.parent {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                parent_exit(parent).await;
+                tx.send_replace(Some(format!("the parent process (pid {parent}) exited")));
+            });
+        }
+        if followed.stdin {
+            // A plain thread: a read of stdin cannot be cancelled, and this one ends with the
+            // process.
+            std::thread::spawn(move || {
+                let mut sink = [0_u8; 4096];
+                let mut stdin = std::io::stdin();
+                while matches!(std::io::Read::read(&mut stdin, &mut sink), Ok(n) if n > 0) {}
+                tx.send_replace(Some("stdin was closed".to_owned()));
+            });
+        }
         Ok(StopRequests {
             sigint: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
             sigterm: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            orphaned,
+            orphan_told: false,
         })
     }
 
-    /// The next signal's name. Cancel-safe.
+    /// The next signal's name, or why conductor lost its parent. Cancel-safe.
     pub(super) async fn signal(&mut self) -> String {
+        let mut orphaned = self.orphaned.clone();
+        let told = self.orphan_told;
         tokio::select! {
             _ = self.sigint.recv() => "SIGINT".to_owned(),
             _ = self.sigterm.recv() => "SIGTERM".to_owned(),
+            Ok(reason) = orphaned.wait_for(Option::is_some), if !told => {
+                let reason = reason.clone().unwrap_or_default();
+                self.orphan_told = true;
+                reason
+            }
         }
     }
 
@@ -41,6 +82,40 @@ impl StopRequests {
             () = conductor.quit_requested() => "app:quit".to_owned(),
         }
     }
+}
+
+/// Resolves once process `parent` has exited: on Linux through a pidfd (the kernel says so at
+/// once); elsewhere, or where pidfds are missing, by seeing our parent pid change (we were
+/// re-parented), checked every 50 ms.
+async fn parent_exit(parent: u32) {
+    #[cfg(target_os = "linux")]
+    if let Some(pidfd) = open_pidfd(parent) {
+        // A parent that died before the pidfd was opened left us re-parented already.
+        if std::os::unix::process::parent_id() != parent {
+            return;
+        }
+        // SAFETY: the AsyncFd owns `pidfd`, an open descriptor nobody else can close or reuse.
+        let registered = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE)
+        };
+        if let Ok(readable) = registered {
+            let _ = readable.readable().await;
+            return;
+        }
+    }
+    while std::os::unix::process::parent_id() == parent {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn open_pidfd(pid: u32) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    let fd = i32::try_from(fd).ok().filter(|&fd| fd >= 0)?;
+    // SAFETY: `fd` was just returned to us by the kernel and is owned by nobody else.
+    Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
 /// The reason printed for a stop that arrived before startup was over.
