@@ -25,7 +25,7 @@ pub use crate::{
         StartupError, StoppedService, Window, reclaim_orphans,
     },
     events::{Sequenced, Subscription},
-    failure::{ActionError, UnknownService},
+    failure::{ActionError, Failure, UnknownService},
     fleet::{RecordedGroup, RunState},
 };
 pub use conductor_registry::Registry;
