@@ -566,20 +566,30 @@ fn tree_candidates(leader: u32, is_our_leader: impl Fn(u32) -> bool) -> Option<V
 #[cfg(target_os = "linux")]
 fn environ_has_settled(pid: u32, start_time: u64, entry_prefix: &[u8]) -> bool {
     use crate::procfs;
-    const LOOKS: usize = 20;
-    for look in 0..LOOKS {
+    // An exec takes microseconds to a few milliseconds, but tens of them on a loaded machine
+    // (a 10 ms budget let a daemon escape a stop under CI load): look again with doubling
+    // pauses for about a quarter of a second in all. This runs off the runtime's workers.
+    const FIRST_PAUSE: std::time::Duration = std::time::Duration::from_micros(500);
+    const MAX_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+    const BUDGET: std::time::Duration = std::time::Duration::from_millis(250);
+    let mut pause = FIRST_PAUSE;
+    let mut waited = std::time::Duration::ZERO;
+    loop {
         if let Some(environ) = procfs::read_environ(pid).filter(|environ| !environ.is_empty()) {
             return procfs::environ_has(&environ, entry_prefix);
         }
-        let still_there = procfs::read_stat(pid)
-            .is_some_and(|stat| stat.start_time == start_time && stat.is_live());
-        if !still_there || look + 1 == LOOKS {
+        let Some(stat) = procfs::read_stat(pid) else {
+            return false;
+        };
+        // Kernel threads (children of kthreadd, pid 2) never have an environment.
+        let kernel_thread = stat.pid == 2 || stat.ppid == 2;
+        if stat.start_time != start_time || !stat.is_live() || kernel_thread || waited >= BUDGET {
             return false;
         }
-        // An exec takes microseconds to a few milliseconds; this runs off the runtime's workers.
-        std::thread::sleep(std::time::Duration::from_micros(500));
+        std::thread::sleep(pause);
+        waited += pause;
+        pause = (pause * 2).min(MAX_PAUSE);
     }
-    false
 }
 
 /// Whether this process is a child subreaper.
