@@ -213,8 +213,10 @@ command = "srv"
         let diff = RegistryDiff::between(&old, &new);
         assert_eq!(
             diff.refused,
-            ["[app] allowed_origins changed: the control API took its list of origins when it \
-              started; restart conductor to apply it"]
+            [
+                "[app] allowed_origins changed: the control API took its list of origins when it \
+              started; restart conductor to apply it"
+            ]
         );
     }
 }

@@ -312,7 +312,10 @@ mod tests {
             ("http://LocalHost", "must be lowercase"),
             ("file://", "has no host"),
             ("http://user@host", "has no host, or a host with characters"),
-            ("http://local host", "has no host, or a host with characters"),
+            (
+                "http://local host",
+                "has no host, or a host with characters",
+            ),
             ("http://[::1", "has an unclosed ["),
             ("http://[::1]x", "is not of the form"),
             ("http://localhost:", "has a port that is not a number"),
