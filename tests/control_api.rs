@@ -1,6 +1,7 @@
 //! End-to-end tests of the control API (SPEC §5) against the real `conductor up`: every channel's
 //! success path, every refusal (401, 403, 400, 404, 405, 413) over raw HTTP on loopback, and the
-//! `GET /events` stream seeing a service that was killed.
+//! `GET /events` stream seeing a service that was killed, and the registry's allowed origins
+//! (CORS, issue 17) reaching the server.
 
 // `pub` so that helpers this file does not use are not dead code.
 pub mod support;
@@ -377,6 +378,82 @@ fn every_refusal_is_a_json_error_that_says_what_was_wrong() {
     // None of the refusals touched the fleet.
     assert_eq!(running_pid(&conductor.status("records")), records_pid);
     assert_eq!(conductor.status("export").status, ServiceState::Running);
+}
+
+/// Issue 17: the registry's `[app] allowed_origins` reaches the control API of `conductor up`.
+#[test]
+fn an_allowed_origin_is_served_and_another_refused_by_the_real_binary() {
+    let dir = TempDir::new("origins");
+    let [records_port, export_port] = free_ports();
+    let registry = two_service_registry(records_port, export_port).replacen(
+        "[app]\n",
+        "[app]\nallowed_origins = [\"app://apitest\"]\n",
+        1,
+    );
+    let conductor = Conductor::start(&dir, &registry);
+    let addr = conductor.addr();
+    let token = conductor.info().token.clone();
+
+    let preflight = http(
+        &addr,
+        &format!(
+            "OPTIONS /ipc/services:get-all HTTP/1.1\r\nHost: {addr}\r\nOrigin: app://apitest\r\n\
+             Access-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: authorization"
+        ),
+        b"",
+    );
+    assert_eq!(preflight.status, 204, "{preflight:?}");
+    for header in [
+        "access-control-allow-origin: app://apitest",
+        "access-control-allow-methods: GET, POST, OPTIONS",
+        "access-control-allow-headers: authorization, content-type, last-event-id",
+        "vary: Origin",
+    ] {
+        assert!(
+            preflight.headers.contains(header),
+            "{header}: {preflight:?}"
+        );
+    }
+
+    let post = |origin: &str| {
+        http(
+            &addr,
+            &format!(
+                "POST /ipc/services:get-all HTTP/1.1\r\nHost: {addr}\r\nOrigin: {origin}\r\n\
+                 Authorization: Bearer {token}"
+            ),
+            b"",
+        )
+    };
+    let allowed = post("app://apitest");
+    assert_eq!(allowed.status, 200, "{allowed:?}");
+    assert!(
+        allowed
+            .headers
+            .contains("access-control-allow-origin: app://apitest"),
+        "{allowed:?}"
+    );
+    let statuses: Vec<ServiceStatus> = serde_json::from_value(allowed.json()).unwrap();
+    assert_eq!(statuses.len(), 2);
+
+    let refused = post("http://localhost:5173");
+    assert_eq!(refused.status, 403, "{refused:?}");
+    assert!(!refused.headers.contains("access-control-"), "{refused:?}");
+    assert!(
+        refused
+            .error_message()
+            .contains("\"http://localhost:5173\" may not call the control API"),
+        "{refused:?}"
+    );
+
+    // Without Origin, as before.
+    let cli = http(
+        &addr,
+        &format!("POST /ipc/app:health HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}"),
+        b"",
+    );
+    assert_eq!(cli.status, 200, "{cli:?}");
+    assert!(!cli.headers.contains("access-control-"), "{cli:?}");
 }
 
 #[test]

@@ -1,8 +1,11 @@
 //! Project automation behind `cargo xtask`: fixtures, verify (the gates), bench, bundle, demo.
 //! Each subcommand is a module with `run(args)`; this file only parses and dispatches.
-//! Tasks are Rust, need no network, and write only under `target/`.
+//! Tasks are Rust, need no network (except `npm ci` of the browser tests' locked
+//! dependencies when they are missing), and write only under `target/` (and that
+//! `tests/browser/node_modules`).
 
 mod bench;
+mod browser;
 mod bundle;
 mod demo;
 mod fixtures;

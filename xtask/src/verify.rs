@@ -1,11 +1,13 @@
 //! `cargo xtask verify`: every check a change must pass, in the order that fails fastest:
 //! formatting, clippy with warnings denied, the fixtures, every test (nextest when installed,
 //! else `cargo test`), cargo-deny, then the five gates of SPEC §8 against the real binary
-//! (`gates.rs`) and their self-test, then the bundle test. Each step prints `✓ <step>` or
+//! (`gates.rs`), the browser tests in headless Chromium (`browser.rs`), the gates' self-test,
+//! the flood, then the bundle test. Each step prints `✓ <step>` or
 //! `✗ <step>: <why>`; any ✗ makes verify fail.
 //!
 //! `--gates` runs only the build and the five gates; `--self-test` runs the build and then each
-//! gate against a deliberately broken setup, failing if any gate passes there. The release
+//! gate against a deliberately broken setup, failing if any gate passes there; `--browser`
+//! builds and runs only the browser tests. The release
 //! bundle is not built here (a release build takes minutes on two cores): verify packs the
 //! debug binary the same way and runs the bundle test on it (`cargo xtask bundle --test` does
 //! the real one).
@@ -15,7 +17,7 @@ use std::process::Command;
 use anyhow::bail;
 
 use crate::{
-    bundle, gates,
+    browser, bundle, gates,
     util::{cargo, has_cargo_plugin, run_checked},
 };
 
@@ -32,12 +34,13 @@ const LIBRARY_CRATES: &[&str] = &[
     "conductor-test-support",
 ];
 
-const USAGE: &str = "usage: cargo xtask verify [--gates | --self-test]
-  (no flag)    fmt, clippy, fixtures, tests, cargo-deny, the five gates and their
-               self-test, the bundle test (on the debug build)
+const USAGE: &str = "usage: cargo xtask verify [--gates | --self-test | --flood | --browser]
+  (no flag)    fmt, clippy, fixtures, tests, cargo-deny, the five gates, the browser
+               tests, the gates' self-test, the flood, the bundle test (on the debug build)
   --gates      only build conductor and fake-service and run the five gates
   --self-test  only build and check that each gate fails against a broken setup
-  --flood      only the connection flood against the release binary";
+  --flood      only the connection flood against the release binary
+  --browser    only build and run the browser tests (tests/browser, headless Chromium)";
 
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     match args
@@ -60,6 +63,10 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
             gates::self_test(&gates::env()?)
         }
         ["--flood"] => flood(),
+        ["--browser"] => {
+            build_binaries()?;
+            browser::run()
+        }
         ["-h" | "--help"] => {
             println!("{USAGE}");
             Ok(())
@@ -94,23 +101,27 @@ fn build_and_run_gates() -> anyhow::Result<Vec<String>> {
 /// Programs the tests drive besides our own, each with the one command that installs it on
 /// the Debian-based machines CI runs on. A missing one stops verify at once: a test never
 /// skips silently.
-const TOOLS: &[(&str, &str)] = &[
-    ("python3", "sudo apt-get install -y python3"),
-    ("tmux", "sudo apt-get install -y tmux"),
+/// Each is `(program, flag that prints its version and exits, install command)`.
+const TOOLS: &[(&str, &str, &str)] = &[
+    ("python3", "-V", "sudo apt-get install -y python3"),
+    ("tmux", "-V", "sudo apt-get install -y tmux"),
+    ("node", "--version", "sudo apt-get install -y nodejs npm"),
+    ("npm", "--version", "sudo apt-get install -y nodejs npm"),
+    ("chromium", "--version", browser::CHROMIUM_INSTALL),
 ];
 
 fn check_tools() -> anyhow::Result<()> {
     let missing: Vec<String> = TOOLS
         .iter()
-        .filter(|(tool, _)| {
+        .filter(|(tool, version, _)| {
             Command::new(tool)
-                .arg("-V")
+                .arg(version)
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .status()
                 .is_err()
         })
-        .map(|(tool, install)| format!("{tool} is missing: {install}"))
+        .map(|(tool, _, install)| format!("{tool} is missing: {install}"))
         .collect();
     if missing.is_empty() {
         Ok(())
@@ -187,6 +198,15 @@ fn everything() -> anyhow::Result<()> {
         Err(err) => {
             println!("✗ gates: {err:#}");
             failures.push("gates".to_owned());
+        }
+    }
+
+    // Needs the debug binaries the gates built.
+    match browser::run() {
+        Ok(()) => println!("✓ browser"),
+        Err(err) => {
+            println!("✗ browser: {err:#}");
+            failures.push("browser".to_owned());
         }
     }
 

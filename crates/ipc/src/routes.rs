@@ -3,9 +3,15 @@
 //! the [`Conductor`] handle, with JSON error bodies that say what was wrong and what to do.
 //! It knows nothing about sockets or connection lifetimes (see `server`).
 //!
-//! Check order: `Host` (403), then the token (401), then path (404), method (405), body size
-//! (413) and body content (400). `Host` comes first so that a page reached through DNS
-//! rebinding is refused the same way whatever it sends, and learns nothing about the token.
+//! Check order: `Host` (403), then `Origin` (403), then the token (401), then path (404),
+//! method (405), body size (413) and body content (400). `Host` comes first so that a page
+//! reached through DNS rebinding is refused the same way whatever it sends, and learns nothing
+//! about the token. `Origin` comes before the token for the same reason: a web page the user
+//! happens to visit is refused whatever it sends, and a preflight (which carries no token) from
+//! an allowed origin is answered before the token check.
+//!
+//! CORS: only an origin in [`State::allowed_origins`] gets CORS headers, its own value echoed
+//! (never `*`); a request without `Origin` (the CLI, Node, curl) is served as before.
 
 use std::{convert::Infallible, sync::Arc, time::Duration};
 
@@ -44,7 +50,13 @@ pub(crate) struct State {
     pub(crate) shutdown: watch::Receiver<bool>,
     /// Places for event streams; a stream holds one until it ends.
     pub(crate) event_streams: Arc<tokio::sync::Semaphore>,
+    /// Origins whose pages may call the API (CORS); every other `Origin` is refused.
+    pub(crate) allowed_origins: Vec<String>,
 }
+
+/// How long a browser may cache a preflight answer. Short, so an edited list (applied when
+/// conductor restarts) is not shadowed for long; Chromium caps it at 2 hours anyway.
+const PREFLIGHT_MAX_AGE: &str = "600";
 
 pub(crate) type ResponseBody = Either<Full<Bytes>, SseBody>;
 
@@ -90,18 +102,87 @@ pub(crate) async fn handle(
 ) -> Result<Response<ResponseBody>, Infallible> {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let response = route(&state, request)
-        .await
-        .unwrap_or_else(ApiError::into_response);
+    let response = match admit(&state, &request) {
+        Err(refusal) => refusal.into_response(),
+        Ok(None) => route(&state, request)
+            .await
+            .unwrap_or_else(ApiError::into_response),
+        Ok(Some(origin)) => {
+            let mut response = if method == Method::OPTIONS {
+                preflight()
+            } else {
+                route(&state, request)
+                    .await
+                    .unwrap_or_else(ApiError::into_response)
+            };
+            // Errors too: a page must be able to read why it was refused.
+            let headers = response.headers_mut();
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+            headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+            response
+        }
+    };
     tracing::debug!(%method, %path, status = response.status().as_u16(), "control API request");
     Ok(response)
+}
+
+/// The checks made before anything else, token included: `Host`, then `Origin`. `Ok` holds
+/// the request's origin when it is an allowed one, `None` when the request has no `Origin`.
+fn admit(state: &State, request: &Request<Incoming>) -> Result<Option<HeaderValue>, ApiError> {
+    check_host(request)?;
+    check_origin(state, request)
+}
+
+/// An allowed `Origin` (returned for echoing), none, or a 403 naming the origin.
+fn check_origin(
+    state: &State,
+    request: &Request<Incoming>,
+) -> Result<Option<HeaderValue>, ApiError> {
+    let Some(origin) = request.headers().get(header::ORIGIN) else {
+        return Ok(None);
+    };
+    if state
+        .allowed_origins
+        .iter()
+        .any(|allowed| allowed.as_bytes() == origin.as_bytes())
+    {
+        return Ok(Some(origin.clone()));
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        format!(
+            "Origin {:?} may not call the control API; if it is the app's own page, add it to \
+             [app] allowed_origins in the registry and restart conductor",
+            String::from_utf8_lossy(origin.as_bytes())
+        ),
+    ))
+}
+
+/// The answer to a CORS preflight from an allowed origin: it carries no token, and says which
+/// methods and headers the real request may use.
+fn preflight() -> Response<ResponseBody> {
+    let mut response = Response::new(Either::Left(Full::new(Bytes::new())));
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, OPTIONS"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("authorization, content-type, last-event-id"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static(PREFLIGHT_MAX_AGE),
+    );
+    response
 }
 
 async fn route(
     state: &State,
     request: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, ApiError> {
-    check_host(&request)?;
     let path = request.uri().path().to_owned();
     let query = request.uri().query().unwrap_or("").to_owned();
     // Browsers' EventSource cannot set headers, so the event stream also takes `?token=`.

@@ -46,6 +46,11 @@ pub struct ServerConfig {
     pub token: String,
     /// How often an idle event stream gets a `: keep-alive` comment. Default 15 s.
     pub keep_alive: Duration,
+    /// Origins whose pages may call the API from a browser (the registry's
+    /// `[app] allowed_origins`), compared byte for byte with the `Origin` header. A request
+    /// with any other `Origin` is refused with 403; one without the header is not affected.
+    /// Default: none.
+    pub allowed_origins: Vec<String>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -54,6 +59,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("addr", &self.addr)
             .field("token", &"[redacted]")
             .field("keep_alive", &self.keep_alive)
+            .field("allowed_origins", &self.allowed_origins)
             .finish()
     }
 }
@@ -65,6 +71,7 @@ impl Default for ServerConfig {
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             token: crate::generate_token(),
             keep_alive: Duration::from_secs(15),
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -150,6 +157,7 @@ pub async fn serve(conductor: Conductor, config: ServerConfig) -> Result<Server,
         conductor,
         token: config.token,
         keep_alive: config.keep_alive.max(Duration::from_millis(1)),
+        allowed_origins: config.allowed_origins,
         shutdown: shutdown_rx.clone(),
         event_streams: Arc::new(tokio::sync::Semaphore::new(MAX_EVENT_STREAMS)),
     });

@@ -85,6 +85,7 @@ impl Registry {
                 startup: StartupMode::Dependency,
                 features: Vec::new(),
                 window: None,
+                allowed_origins: Vec::new(),
             },
             database: DatabaseSpec::default(),
             logs: LogsSpec::default(),

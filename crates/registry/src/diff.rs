@@ -104,6 +104,11 @@ fn refused_changes(old: &Registry, new: &Registry) -> Vec<String> {
         "a reload never restarts the window command",
     );
     refuse(
+        old.app.allowed_origins != new.app.allowed_origins,
+        "[app] allowed_origins",
+        "the control API took its list of origins when it started",
+    );
+    refuse(
         old.database != new.database,
         "[database]",
         "a reload never reopens the database or runs migrations",
@@ -196,5 +201,22 @@ command = "srv"
         assert!(diff.refused[0].starts_with("[app] deployment_env changed"));
         assert!(diff.refused[1].contains("restart conductor"));
         assert!(RegistryDiff::between(&old, &old).is_empty());
+    }
+
+    #[test]
+    fn a_change_of_allowed_origins_is_refused() {
+        let old = registry(FOUR, "allowed_origins = [\"app://demo\"]");
+        let new = registry(
+            FOUR,
+            "allowed_origins = [\"app://demo\", \"http://localhost:5173\"]",
+        );
+        let diff = RegistryDiff::between(&old, &new);
+        assert_eq!(
+            diff.refused,
+            [
+                "[app] allowed_origins changed: the control API took its list of origins when it \
+              started; restart conductor to apply it"
+            ]
+        );
     }
 }

@@ -21,6 +21,8 @@
 //! - A health key that does not belong to the effective kind (`path` with `kind = "tcp"`) is an
 //!   error, so a half-edited probe is noticed. `[app] name` is required.
 //! - Service names are ASCII letters, digits, `-` and `_`: they end up in log file names.
+//! - `[app] allowed_origins` entries are origins as browsers send them (`scheme://host[:port]`,
+//!   lowercase, no path, no default port), compared byte for byte; `"null"` is refused.
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs, unreachable_pub)]
 

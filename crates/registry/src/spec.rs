@@ -36,6 +36,9 @@ pub struct AppSpec {
     pub features: Vec<String>,
     /// The window command started once every service is ready, if any.
     pub window: Option<WindowSpec>,
+    /// Origins whose pages may call the control API from a browser or webview (CORS), each
+    /// `scheme://host[:port]` exactly as a browser sends it in the `Origin` header.
+    pub allowed_origins: Vec<String>,
 }
 
 /// The optional window command (`[app] window = { command, args, cwd, env }`).

@@ -63,6 +63,16 @@ fn unknown_keys_are_reported_with_suggestions() {
 }
 
 #[test]
+fn malformed_allowed_origins_are_each_placed() {
+    assert_errors!(
+        "bad_origins",
+        &format!(
+            "{APP}allowed_origins = [\"app://factsway\", \"null\", \"http://localhost:5173/\"]\n\n[services.records]\nport = 3001\ncommand = \"node\"\n"
+        )
+    );
+}
+
+#[test]
 fn unknown_dependency_suggests_the_closest_service() {
     assert_errors!(
         "unknown_dependency",

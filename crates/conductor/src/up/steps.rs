@@ -58,6 +58,8 @@ impl ControlApi {
                 addr: ([127, 0, 0, 1], port).into(),
                 token: token.clone(),
                 keep_alive: Duration::from_secs(15),
+                // Taken once: a reload that changes the list is refused (RegistryDiff).
+                allowed_origins: conductor.registry().app.allowed_origins.clone(),
             },
         )
         .await

@@ -31,6 +31,21 @@ impl Fixture {
     /// As [`Fixture::new`], with the event stream's keep-alive interval and `extra` registry
     /// TOML appended (more services).
     pub async fn with(label: &str, start: bool, keep_alive: Duration, extra: &str) -> Fixture {
+        Fixture::build(label, start, keep_alive, extra, &[]).await
+    }
+
+    /// As [`Fixture::new`] with services not started, the server allowing `origins` (CORS).
+    pub async fn allowing(label: &str, origins: &[&str]) -> Fixture {
+        Fixture::build(label, false, Duration::from_secs(15), "", origins).await
+    }
+
+    async fn build(
+        label: &str,
+        start: bool,
+        keep_alive: Duration,
+        extra: &str,
+        origins: &[&str],
+    ) -> Fixture {
         let dir = TempDir::new(label);
         let binary = fake_service::binary();
         let mut text = String::from(
@@ -63,6 +78,7 @@ impl Fixture {
         let config = ServerConfig {
             token: token.clone(),
             keep_alive,
+            allowed_origins: origins.iter().map(|origin| (*origin).to_owned()).collect(),
             ..ServerConfig::default()
         };
         let server = conductor_ipc::serve(conductor.clone(), config)

@@ -1,5 +1,5 @@
-//! Reads `[app]`: the app's name, deployment environment, startup mode, features and the
-//! optional `[app.window]` program.
+//! Reads `[app]`: the app's name, deployment environment, startup mode, features, the
+//! optional `[app.window]` program and the origins allowed to call the control API.
 //!
 //! `--features` from the command line replaces the file's list here; which services the
 //! features select is decided per service, in `service`.
@@ -15,7 +15,14 @@ use super::ctx::Ctx;
 use super::paths::{resolve, resolve_command};
 use super::walker::Section;
 
-const APP_KEYS: &[&str] = &["name", "deployment_env", "startup", "features", "window"];
+const APP_KEYS: &[&str] = &[
+    "name",
+    "deployment_env",
+    "startup",
+    "features",
+    "window",
+    "allowed_origins",
+];
 const WINDOW_KEYS: &[&str] = &["command", "args", "cwd", "env"];
 const STARTUP_MODES: &[&str] = &["dependency", "sequential"];
 
@@ -32,6 +39,7 @@ pub(super) fn read_app(
         startup: StartupMode::Dependency,
         features: Vec::new(),
         window: None,
+        allowed_origins: Vec::new(),
     };
     let name_help =
         "add name = \"MyApp\" under [app]; it names the data directory and the default database";
@@ -87,7 +95,102 @@ pub(super) fn read_app(
     if let Some(window) = app.table(ctx, "window") {
         spec.window = read_window(ctx, &window, base_dir);
     }
+    spec.allowed_origins = read_origins(ctx, &app);
     spec
+}
+
+const ORIGIN_HELP: &str = "write each origin as a browser sends it in the Origin header, \
+     scheme://host[:port], like \"app://factsway\" or \"http://localhost:5173\"";
+
+/// `allowed_origins`: the well-formed entries; each other one is reported where it is written.
+fn read_origins(ctx: &mut Ctx<'_>, app: &Section<'_, '_>) -> Vec<String> {
+    let location = app.key_path("allowed_origins");
+    let mut origins = Vec::new();
+    for (index, origin) in app
+        .strings(ctx, "allowed_origins")
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        match origin_problem(origin.get_ref()) {
+            None => origins.push(origin.into_inner()),
+            Some(reason) => ctx.report(
+                &format!("{location}[{index}]"),
+                Some(origin.span()),
+                ProblemKind::InvalidValue {
+                    value: origin.get_ref().clone(),
+                    reason,
+                },
+                Some(ORIGIN_HELP),
+            ),
+        }
+    }
+    origins
+}
+
+/// Why `origin` is not one a browser could send, if it is not. An allowed origin is compared
+/// byte for byte with the request's `Origin` header, so it must be written the way browsers
+/// serialise one (RFC 6454): lowercase, no path, no default port. `null` is refused: it is the
+/// origin of every `data:` page and sandboxed frame, so allowing it would allow any of them.
+fn origin_problem(origin: &str) -> Option<&'static str> {
+    if origin == "null" {
+        return Some("is the origin of every data: page and sandboxed frame and cannot be allowed");
+    }
+    let Some((scheme, authority)) = origin.split_once("://") else {
+        return Some("is not of the form scheme://host[:port]");
+    };
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+    if !scheme_ok {
+        return Some("does not start with a scheme such as http:// or app://");
+    }
+    if authority.contains(['/', '?', '#']) {
+        return Some("must not have a path, query or fragment (not even a final /)");
+    }
+    if origin.chars().any(|c| c.is_ascii_uppercase()) {
+        return Some("must be lowercase, as browsers send it");
+    }
+    // An IPv6 literal keeps its brackets; the port is what follows the host, if anything.
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(rest) => match rest.find(']') {
+            Some(end) => authority.split_at(end + 2),
+            None => return Some("has an unclosed [ in its host"),
+        },
+        None => match authority.find(':') {
+            Some(colon) => authority.split_at(colon),
+            None => (authority, ""),
+        },
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._[]:".contains(c));
+    if !host_ok {
+        return Some("has no host, or a host with characters a host name cannot have");
+    }
+    if let Some(digits) = port.strip_prefix(':') {
+        let number = (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| digits.parse::<u16>().ok())
+            .flatten();
+        match number {
+            None | Some(0) => return Some("has a port that is not a number from 1 to 65535"),
+            Some(80) if scheme == "http" => {
+                return Some("must leave out the default port, as browsers do");
+            }
+            Some(443) if scheme == "https" => {
+                return Some("must leave out the default port, as browsers do");
+            }
+            Some(_) if digits.starts_with('0') => {
+                return Some("has a port with a leading zero, which browsers never send");
+            }
+            Some(_) => {}
+        }
+    } else if !port.is_empty() {
+        return Some("is not of the form scheme://host[:port]");
+    }
+    None
 }
 
 /// `[app.window]`; `None` when it has no usable command (the problem is reported).
@@ -160,6 +263,75 @@ mod tests {
                 "app.name: missing key \"name\"\n  help: add name = \"MyApp\" under [app]; it names the data directory and the default database"
             ]
         );
+    }
+
+    #[test]
+    fn allowed_origins_keep_the_well_formed_and_place_each_other_one() {
+        let (spec, problems) = app(
+            "[app]\nname = \"Demo\"\nallowed_origins = [\"app://factsway\", \"http://localhost:5173/\", 3]\n",
+            &LoadOptions::default(),
+        );
+        assert_eq!(spec.allowed_origins, ["app://factsway"]);
+        assert_eq!(
+            problems,
+            [
+                // The type is checked while the list is read, the form of each string after.
+                "3:64: app.allowed_origins[2]: expected a string, found an integer\n  help: put each entry in double quotes".to_owned(),
+                format!(
+                    "3:38: app.allowed_origins[1]: \"http://localhost:5173/\" must not have a path, \
+                     query or fragment (not even a final /)\n  help: {ORIGIN_HELP}"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn origins_must_be_written_as_browsers_send_them() {
+        for good in [
+            "app://factsway",
+            "http://localhost:5173",
+            "http://127.0.0.1:41234",
+            "https://app.example",
+            "tauri://localhost",
+            "http://[::1]:8080",
+            "chrome-extension://abcdef",
+        ] {
+            assert_eq!(origin_problem(good), None, "{good} is an origin");
+        }
+        let cases = [
+            ("null", "is the origin of every data: page"),
+            ("localhost:5173", "is not of the form"),
+            ("//localhost", "is not of the form"),
+            ("5ttp://localhost", "does not start with a scheme"),
+            ("://localhost", "does not start with a scheme"),
+            ("http://localhost:5173/", "must not have a path"),
+            ("http://localhost/app", "must not have a path"),
+            ("http://localhost?x=1", "must not have a path"),
+            ("http://localhost#top", "must not have a path"),
+            ("HTTP://localhost", "must be lowercase"),
+            ("http://LocalHost", "must be lowercase"),
+            ("file://", "has no host"),
+            ("http://user@host", "has no host, or a host with characters"),
+            (
+                "http://local host",
+                "has no host, or a host with characters",
+            ),
+            ("http://[::1", "has an unclosed ["),
+            ("http://[::1]x", "is not of the form"),
+            ("http://localhost:", "has a port that is not a number"),
+            ("http://localhost:0", "has a port that is not a number"),
+            ("http://localhost:65536", "has a port that is not a number"),
+            ("http://localhost:5x", "has a port that is not a number"),
+            ("http://localhost:80", "must leave out the default port"),
+            ("https://localhost:443", "must leave out the default port"),
+            ("http://localhost:05173", "has a port with a leading zero"),
+        ];
+        for (bad, reason) in cases {
+            match origin_problem(bad) {
+                Some(problem) => assert!(problem.starts_with(reason), "{bad}: {problem}"),
+                None => panic!("{bad} was taken as an origin"),
+            }
+        }
     }
 
     #[test]
