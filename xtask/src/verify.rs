@@ -1,8 +1,9 @@
 //! `cargo xtask verify`: every check a change must pass, in the order that fails fastest:
 //! formatting, clippy with warnings denied, the fixtures, every test (nextest when installed,
-//! else `cargo test`), cargo-deny, then the five gates of SPEC §8 against the real binary
-//! (`gates.rs`) and their self-test, then the bundle test. Each step prints `✓ <step>` or
-//! `✗ <step>: <why>`; any ✗ makes verify fail.
+//! else `cargo test`), the docs, cargo-deny, the TypeScript types' drift check, then the five
+//! gates of SPEC §8 against the real binary (`gates.rs`) and their self-test, the JavaScript
+//! client's tests (node's test runner, against the same binaries), the flood, then the bundle
+//! test. Each step prints `✓ <step>` or `✗ <step>: <why>`; any ✗ makes verify fail.
 //!
 //! `--gates` runs only the build and the five gates; `--self-test` runs the build and then each
 //! gate against a deliberately broken setup, failing if any gate passes there. The release
@@ -15,8 +16,8 @@ use std::process::Command;
 use anyhow::bail;
 
 use crate::{
-    bundle, gates,
-    util::{cargo, has_cargo_plugin, run_checked},
+    bundle, gates, ts_types,
+    util::{cargo, has_cargo_plugin, project_root, run_checked, target_dir},
 };
 
 /// The workspace's library crates (the binary's `--help` text is not rustdoc).
@@ -37,6 +38,7 @@ const USAGE: &str = "usage: cargo xtask verify [--gates | --self-test]
                self-test, the bundle test (on the debug build)
   --gates      only build conductor and fake-service and run the five gates
   --self-test  only build and check that each gate fails against a broken setup
+  --js         only build and run the JavaScript client's tests (clients/js/test)
   --flood      only the connection flood against the release binary";
 
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
@@ -60,6 +62,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
             gates::self_test(&gates::env()?)
         }
         ["--flood"] => flood(),
+        ["--js"] => js_client(),
         ["-h" | "--help"] => {
             println!("{USAGE}");
             Ok(())
@@ -85,6 +88,29 @@ fn flood() -> anyhow::Result<()> {
     )
 }
 
+/// The JavaScript client's tests (`node --test`) against the debug binaries, which they find
+/// through `CONDUCTOR_BIN` and `FAKE_SERVICE_BIN`.
+fn js_client() -> anyhow::Result<()> {
+    build_binaries()?;
+    let tests = project_root().join("clients/js/test");
+    let mut files: Vec<_> = std::fs::read_dir(&tests)?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.to_string_lossy().ends_with(".test.js"))
+        .collect();
+    // node 20's `--test` takes files, not a directory (node 21 reads globs); sorted, so a
+    // failure report reads the same on every machine.
+    files.sort();
+    let debug = target_dir().join("debug");
+    run_checked(
+        Command::new("node")
+            .arg("--test")
+            .args(&files)
+            .env("CONDUCTOR_BIN", debug.join("conductor"))
+            .env("FAKE_SERVICE_BIN", debug.join("fake-service"))
+            .current_dir(project_root()),
+    )
+}
+
 /// Builds the binaries and runs the gates; returns the names of the failed gates.
 fn build_and_run_gates() -> anyhow::Result<Vec<String>> {
     build_binaries()?;
@@ -97,6 +123,7 @@ fn build_and_run_gates() -> anyhow::Result<Vec<String>> {
 const TOOLS: &[(&str, &str)] = &[
     ("python3", "sudo apt-get install -y python3"),
     ("tmux", "sudo apt-get install -y tmux"),
+    ("node", "sudo apt-get install -y nodejs"),
 ];
 
 fn check_tools() -> anyhow::Result<()> {
@@ -182,6 +209,14 @@ fn everything() -> anyhow::Result<()> {
         failures.push("deny".to_owned());
     }
 
+    match ts_types::check() {
+        Ok(()) => println!("✓ ts types"),
+        Err(err) => {
+            println!("✗ ts types: {err:#}");
+            failures.push("ts types".to_owned());
+        }
+    }
+
     match build_and_run_gates() {
         Ok(failed) => failures.extend(failed),
         Err(err) => {
@@ -196,6 +231,14 @@ fn everything() -> anyhow::Result<()> {
         Err(err) => {
             println!("✗ gates self-test: {err:#}");
             failures.push("gates self-test".to_owned());
+        }
+    }
+
+    match js_client() {
+        Ok(()) => println!("✓ js client"),
+        Err(err) => {
+            println!("✗ js client: {err:#}");
+            failures.push("js client".to_owned());
         }
     }
 
