@@ -57,26 +57,42 @@ fn wait_running(data_dir: &Path, output: &Path) {
     });
 }
 
-#[test]
-fn a_sigkilled_parent_takes_conductor_and_every_service_with_it() {
-    let test = TaggedDir::new("exit-with-parent");
+/// Where the parent sends conductor's output.
+enum Output {
+    /// A file the test reads afterwards.
+    File,
+    /// Pipes the parent holds and never reads, as an Electron main process does: once it is
+    /// killed, every line conductor prints while stopping meets a closed pipe.
+    Pipes,
+}
+
+/// Starts conductor under a python3 parent, SIGKILLs the parent, and waits until conductor and
+/// its fleet are gone; returns what conductor printed (empty with [`Output::Pipes`]).
+fn kill_the_parent(test: &TaggedDir, output: Output) -> String {
     let registry = test
         .dir
         .write("conductor.toml", &registry(&test.tag, free_ports()));
     let data_dir = test.dir.join("data");
-    let output = test.dir.join("conductor.out");
+    let output_file = test.dir.join("conductor.out");
     // The app's main process: starts conductor, says its pid, then only waits.
     let parent_script = r#"
 import subprocess, sys
-out = open(sys.argv[1], "w")
-child = subprocess.Popen(sys.argv[2:], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+if sys.argv[1] == "pipes":
+    out, err = subprocess.PIPE, subprocess.PIPE
+else:
+    out = open(sys.argv[1], "w")
+    err = subprocess.STDOUT
+child = subprocess.Popen(sys.argv[2:], stdout=out, stderr=err, stdin=subprocess.DEVNULL)
 print(child.pid, flush=True)
 child.wait()
 "#;
-    let mut parent = Command::new("python3")
-        .arg("-c")
-        .arg(parent_script)
-        .arg(&output)
+    let mut parent = Command::new("python3");
+    parent.arg("-c").arg(parent_script);
+    match output {
+        Output::File => parent.arg(&output_file),
+        Output::Pipes => parent.arg("pipes"),
+    };
+    let mut parent = parent
         .arg(env!("CARGO_BIN_EXE_conductor"))
         .args(["up", "--exit-with-parent", "--registry"])
         .arg(&registry)
@@ -96,7 +112,7 @@ child.wait()
         .trim()
         .parse()
         .expect("the parent prints conductor's pid");
-    wait_running(&data_dir, &output);
+    wait_running(&data_dir, &output_file);
     assert!(
         tagged(&test.tag).len() >= 5,
         "parent, conductor, two services and the setsid sleeper carry the tag: {:?}",
@@ -118,16 +134,30 @@ child.wait()
             }
         },
     );
-    let printed = std::fs::read_to_string(&output).unwrap_or_default();
+    assert!(
+        !data_dir.join("ipc.json").exists(),
+        "ipc.json is removed by the graceful stop"
+    );
+    std::fs::read_to_string(&output_file).unwrap_or_default()
+}
+
+#[test]
+fn a_sigkilled_parent_takes_conductor_and_every_service_with_it() {
+    let test = TaggedDir::new("exit-with-parent");
+    let printed = kill_the_parent(&test, Output::File);
     assert!(
         printed.contains("reason: the parent process (pid "),
         "conductor said why it stopped:\n{printed}"
     );
     assert!(printed.contains("✓ Exiting"), "a graceful stop:\n{printed}");
-    assert!(
-        !data_dir.join("ipc.json").exists(),
-        "ipc.json is removed by the graceful stop"
-    );
+}
+
+/// Regression (issue 17): `println!` panicked on EPIPE once the parent holding conductor's
+/// stdout was gone, so the stop that `--exit-with-parent` began never finished.
+#[test]
+fn issue_17_a_parent_holding_conductors_pipes_still_gets_a_graceful_stop() {
+    let test = TaggedDir::new("exit-with-parent-pipes");
+    kill_the_parent(&test, Output::Pipes);
 }
 
 #[test]

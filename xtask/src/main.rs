@@ -1,4 +1,5 @@
-//! Project automation behind `cargo xtask`: fixtures, verify (the gates), bench, bundle, demo.
+//! Project automation behind `cargo xtask`: fixtures, verify (the gates), bench, bundle, demo,
+//! ts-types.
 //! Each subcommand is a module with `run(args)`; this file only parses and dispatches.
 //! Tasks are Rust, need no network (except `npm ci` of the browser tests' locked
 //! dependencies when they are missing), and write only under `target/` (and that
@@ -11,6 +12,7 @@ mod demo;
 mod fixtures;
 mod gates;
 mod tidy;
+mod ts_types;
 mod util;
 mod verify;
 
@@ -22,7 +24,8 @@ commands:
              (--self-test: check each gate fails against a deliberately broken setup)
   demo       run conductor with fixtures/demo.toml in a fresh temp data dir
   bench      measure startup, recovery, footprint, logs, control API, shutdown, scale
-  bundle     build the release tar.gz in target/bundle/";
+  bundle     build the release tar.gz in target/bundle/
+  ts-types   regenerate clients/js's TypeScript wire types (--check: fail when they drift)";
 
 fn main() -> std::process::ExitCode {
     let mut args = std::env::args().skip(1);
@@ -37,6 +40,7 @@ fn main() -> std::process::ExitCode {
         "demo" => demo::run(&rest),
         "bench" => bench::run(&rest),
         "bundle" => bundle::run(&rest),
+        "ts-types" => ts_types::run(&rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())

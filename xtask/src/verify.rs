@@ -1,9 +1,10 @@
 //! `cargo xtask verify`: every check a change must pass, in the order that fails fastest:
 //! formatting, clippy with warnings denied, the fixtures, every test (nextest when installed,
-//! else `cargo test`), cargo-deny, then the five gates of SPEC §8 against the real binary
-//! (`gates.rs`), the browser tests in headless Chromium (`browser.rs`), the gates' self-test,
-//! the flood, then the bundle test. Each step prints `✓ <step>` or
-//! `✗ <step>: <why>`; any ✗ makes verify fail.
+//! else `cargo test`), the docs, cargo-deny, the TypeScript types' drift check, then the five
+//! gates of SPEC §8 against the real binary (`gates.rs`), the browser tests in headless
+//! Chromium (`browser.rs`), the gates' self-test, the JavaScript client's tests (node's test
+//! runner, against the same binaries), the flood, then the bundle test. Each step prints
+//! `✓ <step>` or `✗ <step>: <why>`; any ✗ makes verify fail.
 //!
 //! `--gates` runs only the build and the five gates; `--self-test` runs the build and then each
 //! gate against a deliberately broken setup, failing if any gate passes there; `--browser`
@@ -17,8 +18,8 @@ use std::process::Command;
 use anyhow::bail;
 
 use crate::{
-    browser, bundle, gates,
-    util::{cargo, has_cargo_plugin, run_checked},
+    browser, bundle, gates, ts_types,
+    util::{cargo, has_cargo_plugin, project_root, run_checked, target_dir},
 };
 
 /// The workspace's library crates (the binary's `--help` text is not rustdoc).
@@ -34,13 +35,14 @@ const LIBRARY_CRATES: &[&str] = &[
     "conductor-test-support",
 ];
 
-const USAGE: &str = "usage: cargo xtask verify [--gates | --self-test | --flood | --browser]
+const USAGE: &str = "usage: cargo xtask verify [--gates | --self-test | --flood | --browser | --js]
   (no flag)    fmt, clippy, fixtures, tests, cargo-deny, the five gates, the browser
                tests, the gates' self-test, the flood, the bundle test (on the debug build)
   --gates      only build conductor and fake-service and run the five gates
   --self-test  only build and check that each gate fails against a broken setup
   --flood      only the connection flood against the release binary
-  --browser    only build and run the browser tests (tests/browser, headless Chromium)";
+  --browser    only build and run the browser tests (tests/browser, headless Chromium)
+  --js         only build and run the JavaScript client's tests (clients/js/test)";
 
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     match args
@@ -67,6 +69,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
             build_binaries()?;
             browser::run()
         }
+        ["--js"] => js_client(),
         ["-h" | "--help"] => {
             println!("{USAGE}");
             Ok(())
@@ -89,6 +92,29 @@ fn flood() -> anyhow::Result<()> {
     crate::bench::flood::run(
         &target.join("release").join("conductor"),
         &target.join("debug").join("fake-service"),
+    )
+}
+
+/// The JavaScript client's tests (`node --test`) against the debug binaries, which they find
+/// through `CONDUCTOR_BIN` and `FAKE_SERVICE_BIN`.
+fn js_client() -> anyhow::Result<()> {
+    build_binaries()?;
+    let tests = project_root().join("clients/js/test");
+    let mut files: Vec<_> = std::fs::read_dir(&tests)?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.to_string_lossy().ends_with(".test.js"))
+        .collect();
+    // node 20's `--test` takes files, not a directory (node 21 reads globs); sorted, so a
+    // failure report reads the same on every machine.
+    files.sort();
+    let debug = target_dir().join("debug");
+    run_checked(
+        Command::new("node")
+            .arg("--test")
+            .args(&files)
+            .env("CONDUCTOR_BIN", debug.join("conductor"))
+            .env("FAKE_SERVICE_BIN", debug.join("fake-service"))
+            .current_dir(project_root()),
     )
 }
 
@@ -193,6 +219,14 @@ fn everything() -> anyhow::Result<()> {
         failures.push("deny".to_owned());
     }
 
+    match ts_types::check() {
+        Ok(()) => println!("✓ ts types"),
+        Err(err) => {
+            println!("✗ ts types: {err:#}");
+            failures.push("ts types".to_owned());
+        }
+    }
+
     match build_and_run_gates() {
         Ok(failed) => failures.extend(failed),
         Err(err) => {
@@ -216,6 +250,14 @@ fn everything() -> anyhow::Result<()> {
         Err(err) => {
             println!("✗ gates self-test: {err:#}");
             failures.push("gates self-test".to_owned());
+        }
+    }
+
+    match js_client() {
+        Ok(()) => println!("✓ js client"),
+        Err(err) => {
+            println!("✗ js client: {err:#}");
+            failures.push("js client".to_owned());
         }
     }
 

@@ -8,6 +8,7 @@ use crate::{AppHealth, AppMetrics, ReloadSummary, ServiceStatus};
 /// One event. Serialised with its wire name as tag so that a log or a test can hold any event;
 /// on the SSE stream only the payload goes into `data:` (see [`Event::payload_json`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(tag = "event", content = "data")]
 pub enum Event {
     /// A service changed state.
@@ -91,6 +92,19 @@ pub enum EventName {
 }
 
 impl EventName {
+    /// Every event name, in the order of [`Event`]'s variants.
+    pub const ALL: [EventName; 9] = [
+        EventName::ServiceStatusChanged,
+        EventName::ServiceError,
+        EventName::DatabaseInitialized,
+        EventName::AppHealthChanged,
+        EventName::AppMetrics,
+        EventName::AppReloaded,
+        EventName::AppReloadFailed,
+        EventName::Resync,
+        EventName::Lagged,
+    ];
+
     /// The wire name.
     pub const fn as_str(self) -> &'static str {
         match self {

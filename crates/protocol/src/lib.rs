@@ -12,6 +12,8 @@ mod event;
 mod messages;
 mod metrics;
 mod state;
+#[cfg(feature = "typescript")]
+pub mod typescript;
 
 pub use crate::{
     channel::{Channel, UnknownChannel},

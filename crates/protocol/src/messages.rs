@@ -10,6 +10,7 @@ pub const DEFAULT_LOG_LINES: usize = 100;
 
 /// Request of `services:start`, `services:stop` and `services:restart`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServiceRequest {
     /// The service to act on.
@@ -18,6 +19,7 @@ pub struct ServiceRequest {
 
 /// Response of `services:start`, `services:stop` and `services:restart`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceActionResponse {
     /// Whether the action reached its goal state.
@@ -47,6 +49,7 @@ impl ServiceActionResponse {
 
 /// Response of `database:init`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct DatabaseInitResponse {
     /// Whether every pending migration ran.
@@ -60,6 +63,7 @@ pub struct DatabaseInitResponse {
 
 /// Response of `database:status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct DatabaseStatus {
     /// Whether the database exists and every known migration is applied.
@@ -72,6 +76,7 @@ pub struct DatabaseStatus {
 
 /// Request of `logs:get`; an empty body means every service and [`DEFAULT_LOG_LINES`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LogsGetRequest {
     /// Only this service's entries; every service's, merged by time, when absent.
@@ -84,6 +89,7 @@ pub struct LogsGetRequest {
 
 /// Response of `logs:get`: entries oldest first, newest last.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct LogsGetResponse {
     /// The entries.
@@ -92,6 +98,7 @@ pub struct LogsGetResponse {
 
 /// The severity of one log entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
     /// Diagnostic detail.
@@ -118,6 +125,7 @@ impl LogLevel {
 
 /// One line of a service's output (or one line conductor wrote about the service).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct LogEntry {
     /// When the line was captured (ISO-8601, UTC, milliseconds).
@@ -132,6 +140,7 @@ pub struct LogEntry {
 
 /// Response of `logs:clear`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct SuccessResponse {
     /// Whether it worked.
@@ -140,6 +149,7 @@ pub struct SuccessResponse {
 
 /// A directory `app:get-path` can name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub enum PathName {
     /// The per-app data directory (database, lock, ipc.json).
@@ -152,6 +162,7 @@ pub enum PathName {
 
 /// Request of `app:get-path`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GetPathRequest {
     /// Which directory.
@@ -160,6 +171,7 @@ pub struct GetPathRequest {
 
 /// Response of `app:get-path`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct GetPathResponse {
     /// The directory's absolute path.
@@ -168,6 +180,7 @@ pub struct GetPathResponse {
 
 /// The fleet's overall health, as `app:health` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum AppHealthStatus {
     /// Every enabled service is running.
@@ -180,6 +193,7 @@ pub enum AppHealthStatus {
 
 /// Response of `app:health` and payload of the `app:health-changed` event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct AppHealth {
     /// The overall verdict.
@@ -190,6 +204,7 @@ pub struct AppHealth {
 
 /// The body of every error response of the control API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorBody {
     /// What was wrong and what to do about it.
@@ -198,6 +213,7 @@ pub struct ErrorBody {
 
 /// The contents of `<userData>/ipc.json`: how a client reaches the running instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct IpcInfo {
     /// Base URL of the control API, e.g. `http://127.0.0.1:41234`.
@@ -210,6 +226,7 @@ pub struct IpcInfo {
 
 /// Request of `app:reload`; an empty body reloads the file conductor was started with.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReloadRequest {
     /// Another registry file to apply instead (its path on this machine).
@@ -219,6 +236,7 @@ pub struct ReloadRequest {
 
 /// What a reload did: each service of the old and new registry, by name, in one list.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct ReloadSummary {
     /// Services the new registry adds (started once their dependencies run).
@@ -233,6 +251,7 @@ pub struct ReloadSummary {
 
 /// Response of `app:reload`: `success` with what changed, or every error and nothing applied.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct ReloadResponse {
     /// Whether the new registry was applied.

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// How `memoryBytes` was measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum MemoryKind {
     /// Proportional set size (`/proc/<pid>/smaps_rollup`): shared pages split among their
@@ -17,6 +18,7 @@ pub enum MemoryKind {
 
 /// One sample of a process tree (a service's, conductor's own, or the app's total).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct MetricsSample {
     /// When it was taken (ISO-8601, UTC, milliseconds).
@@ -37,6 +39,7 @@ pub struct MetricsSample {
 
 /// Request of `metrics:get`; an empty body means every service and the whole history.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MetricsGetRequest {
     /// Only this service's history.
@@ -49,6 +52,7 @@ pub struct MetricsGetRequest {
 
 /// One service's history, oldest sample first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceMetrics {
     /// The service.
@@ -61,6 +65,7 @@ pub struct ServiceMetrics {
 
 /// Response of `metrics:get`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct MetricsGetResponse {
     /// Each service asked for, in registry order.
@@ -71,6 +76,7 @@ pub struct MetricsGetResponse {
 
 /// One service's sample in an `app:metrics` event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceSample {
     /// The service.
@@ -82,6 +88,7 @@ pub struct ServiceSample {
 /// Payload of the `app:metrics` event: one sample of every running, sampled service, of
 /// conductor itself, and the app's total (the services and conductor summed).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct AppMetrics {
     /// When the samples were taken (ISO-8601, UTC, milliseconds).

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// The seven lifecycle states, serialised by their lowercase wire names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum ServiceState {
     /// Not running and not going to run until asked.
@@ -56,6 +57,7 @@ impl std::fmt::Display for ServiceState {
 
 /// What `services:get-all` reports for one service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceStatus {
     /// The service's name (its table name under `[services]`).

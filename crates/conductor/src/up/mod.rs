@@ -5,6 +5,29 @@
 //! Wiring only: every step is a call into a library crate (`steps.rs`), stopping is
 //! `stop.rs`, what is printed `report.rs`, conductor's own log `logging.rs`.
 
+// `println!` and friends that ignore a closed stdout or stderr. The app that started conductor
+// often holds its pipes (clients/js's `launch` does): when that app dies, as
+// `--exit-with-parent` expects it may, the shutdown report has no reader any more, and
+// `println!` would panic on EPIPE in the middle of stopping the fleet.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+macro_rules! say_inline {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+macro_rules! say_err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod logging;
 mod reload;
 mod report;
@@ -104,8 +127,8 @@ pub(crate) fn run(args: &UpArgs, target: &Target) -> Result<(), Failure> {
     // Flushes conductor.log: without it the lines above could still be in the queue.
     drop(tracing_guard);
     if result.is_ok() {
-        println!("✓ Logs flushed");
-        println!("✓ Exiting");
+        say!("✓ Logs flushed");
+        say!("✓ Exiting");
     }
     drop(lock);
     result
@@ -149,13 +172,13 @@ async fn serve(
     match steps::init_database(&conductor, &mut stops).await {
         Step::Done(Ok(report)) => {
             let n = report.migrations_run;
-            println!(
+            say!(
                 "✓ Database initialized ({n} migration{})",
                 if n == 1 { "" } else { "s" }
             );
         }
         Step::Done(Err(error)) => {
-            println!("✗ Database initialization failed");
+            say!("✗ Database initialization failed");
             stop::abandon_startup(&conductor, api).await;
             return Err(Failure::Database(error));
         }
@@ -175,7 +198,7 @@ async fn serve(
             return stop::stop_fleet(&conductor, api, None, &reason, stops).await;
         }
     }
-    println!(
+    say!(
         "  control API: {} (credentials in {})",
         api.info.url,
         paths.user_data.join("ipc.json").display()
@@ -190,7 +213,7 @@ async fn serve(
     let (_watcher, mut changes) = match (&source, args.watch) {
         (Some(source), true) => {
             let (watcher, changes) = reload::watch(source.path.clone())?;
-            println!("  watching {} for changes", source.path.display());
+            say!("  watching {} for changes", source.path.display());
             (Some(watcher), Some(changes))
         }
         _ => (None, None),

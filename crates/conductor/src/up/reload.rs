@@ -25,7 +25,7 @@ pub(super) async fn reload_and_report(conductor: Conductor, trigger: &'static st
                     names.join(", ")
                 }
             };
-            println!(
+            say!(
                 "✓ Reloaded ({trigger}): added {}; removed {}; changed {}; {} unchanged",
                 list(&summary.added),
                 list(&summary.removed),
@@ -35,9 +35,9 @@ pub(super) async fn reload_and_report(conductor: Conductor, trigger: &'static st
         }
         Err(error) => {
             let errors = error.messages();
-            eprintln!("✗ Reload ({trigger}) not applied; the fleet runs on unchanged:");
+            say_err!("✗ Reload ({trigger}) not applied; the fleet runs on unchanged:");
             for line in &errors {
-                eprintln!("  {line}");
+                say_err!("  {line}");
             }
             tracing::warn!(%trigger, "reload refused: {}", errors.join("; "));
             conductor.publish_reload_failure(errors);

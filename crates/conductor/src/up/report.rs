@@ -11,24 +11,27 @@ pub(super) fn print_start_report(report: &StartReport) {
     for service in &report.services {
         match &service.outcome {
             StartOutcome::Started => {
-                println!(
+                say!(
                     "✓ Starting {} Service... OK (port {})",
-                    service.title, service.port
+                    service.title,
+                    service.port
                 )
             }
             StartOutcome::Failed(reason) => {
                 degraded.push(service.name.clone());
-                println!(
+                say!(
                     "✗ Starting {} Service... FAILED (port {}): {reason}",
-                    service.title, service.port
+                    service.title,
+                    service.port
                 )
             }
-            StartOutcome::Disabled => println!(
+            StartOutcome::Disabled => say!(
                 "- {} Service disabled (port {})",
-                service.title, service.port
+                service.title,
+                service.port
             ),
             StartOutcome::Skipped(feature) => {
-                println!(
+                say!(
                     "- {} Service skipped: feature \"{feature}\" is not enabled",
                     service.title
                 )
@@ -36,9 +39,9 @@ pub(super) fn print_start_report(report: &StartReport) {
         }
     }
     if degraded.is_empty() {
-        println!("✓ All services ready");
+        say!("✓ All services ready");
     } else {
-        println!("! Running degraded without: {}", degraded.join(", "));
+        say!("! Running degraded without: {}", degraded.join(", "));
     }
 }
 
@@ -50,7 +53,7 @@ pub(super) fn print_startup_failure(conductor: &Conductor, error: &StartupError)
         .service(&error.service)
         .map(|s| s.title())
         .unwrap_or_default();
-    println!("✗ Starting {title} Service... FAILED");
+    say!("✗ Starting {title} Service... FAILED");
 }
 
 /// On a terminal, a live `(x/n ready)` line while services start; [`ProgressLine::finish`]
@@ -80,7 +83,7 @@ impl ProgressLine {
                     && status.status == ServiceState::Running
                 {
                     ready.insert(service_name.clone());
-                    print!("\r  starting services... ({}/{total} ready)", ready.len());
+                    say_inline!("\r  starting services... ({}/{total} ready)", ready.len());
                     let _ = std::io::stdout().flush();
                 }
             }
@@ -90,7 +93,7 @@ impl ProgressLine {
     pub(super) fn finish(self) {
         self.0.abort();
         if std::io::stdout().is_terminal() {
-            print!("\r\x1b[2K");
+            say_inline!("\r\x1b[2K");
         }
     }
 }

@@ -36,7 +36,7 @@ pub(super) async fn reclaim_orphans(
     };
     for line in reclaimed {
         tracing::warn!("orphan reclaim: {line}");
-        println!("✓ Reclaimed orphans of a previous run: {line}");
+        say!("✓ Reclaimed orphans of a previous run: {line}");
     }
     Ok(Step::Done(()))
 }
@@ -141,12 +141,12 @@ pub(super) fn start_window(conductor: &Conductor, info: &IpcInfo) -> Option<Wind
     ];
     match conductor.start_window(env) {
         Ok(Some(window)) => {
-            println!("✓ Creating window");
+            say!("✓ Creating window");
             Some(window)
         }
         Ok(None) => None,
         Err(err) => {
-            println!("✗ Creating window... FAILED: {err}");
+            say!("✗ Creating window... FAILED: {err}");
             None
         }
     }

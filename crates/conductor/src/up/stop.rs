@@ -125,8 +125,8 @@ pub(super) fn during_startup(reason: &str) -> String {
 
 pub(super) fn print_shutdown_header(reason: &str) {
     tracing::info!(%reason, "shutting down");
-    println!("✓ Shutting down services...");
-    println!("  reason: {reason}");
+    say!("✓ Shutting down services...");
+    say!("  reason: {reason}");
     let _ = std::io::stdout().flush();
 }
 
@@ -161,10 +161,10 @@ pub(super) async fn stop_fleet(
     watchdog.abort();
     api.close().await;
     for service in &shutdown.services {
-        println!("✓ {} Service stopped", service.title);
+        say!("✓ {} Service stopped", service.title);
     }
     if shutdown.database_closed {
-        println!("✓ Database connections closed");
+        say!("✓ Database connections closed");
     }
     if forced.load(std::sync::atomic::Ordering::SeqCst) {
         return Err(Failure::ForcedExit);

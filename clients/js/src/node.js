@@ -1,0 +1,45 @@
+// The Node-only half of `connect({ dataDir })`: reading `<dataDir>/ipc.json` and telling
+// whether a pid still runs. index.js imports it only when asked to, so a browser never loads it.
+
+import { readFile } from "node:fs/promises";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+
+/** `{ url, token, pid }` of the conductor running on `dataDir`. */
+export async function readIpcInfo(dataDir) {
+  const path = join(dataDir, "ipc.json");
+  let text;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (error) {
+    if (error.code === "ENOENT") {
+      throw new Error(`${path} does not exist: is conductor running with --data-dir ${dataDir}?`, {
+        cause: error,
+      });
+    }
+    throw error;
+  }
+  const info = JSON.parse(text);
+  if (typeof info.url !== "string" || typeof info.token !== "string") {
+    throw new Error(`${path} lacks "url" or "token": ${text}`);
+  }
+  return { url: info.url.replace(/\/+$/, ""), token: info.token, pid: info.pid };
+}
+
+/** Whether `pid` is a live process (a zombie, exited but not yet reaped, counts as gone). */
+export function isAlive(pid) {
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    return error.code === "EPERM";
+  }
+  // No procfs (macOS, Windows): signal 0 is all there is.
+  if (!existsSync("/proc/self/stat")) return true;
+  try {
+    // `pid (comm) state ...`; comm may hold spaces and parentheses.
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
+}

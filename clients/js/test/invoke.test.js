@@ -1,0 +1,177 @@
+// Every channel of SPEC §5 through `invoke`, against the real conductor and a fake-service
+// fleet, with the SPEC's field names; and the errors: unknown service (400), wrong token
+// (401), unknown channel (404), each a ConductorError with status and conductor's message.
+
+import assert from "node:assert/strict";
+import { realpathSync } from "node:fs";
+import { after, before, describe, test } from "node:test";
+
+import { CHANNELS, ConductorError, connect } from "../src/index.js";
+import { launch } from "../src/launch.js";
+import {
+  CONDUCTOR_BIN,
+  SERVICE_STATUS_FIELDS,
+  freePorts,
+  sandbox,
+  tagged,
+  waitUntil,
+  writeRegistry,
+} from "./helpers.js";
+
+describe("invoke", () => {
+  const box = sandbox("invoke");
+  let client;
+
+  before(async () => {
+    const [records, analysis] = await freePorts(2);
+    const registry = writeRegistry(box.dir, box.tag, [
+      { name: "records", port: records },
+      { name: "analysis", port: analysis, critical: false },
+    ]);
+    client = await launch({ binary: CONDUCTOR_BIN, registry, dataDir: box.dataDir, env: box.env });
+  });
+
+  after(async () => {
+    client?.close();
+    await box.cleanup();
+  });
+
+  test("services:get-all lists every service with the SPEC's fields", async () => {
+    const services = await client.invoke("services:get-all");
+    assert.deepEqual(
+      services.map((s) => [s.name, s.status, s.critical]),
+      [
+        ["records", "running", true],
+        ["analysis", "running", false],
+      ],
+    );
+    for (const service of services) {
+      assert.deepEqual(Object.keys(service).sort(), SERVICE_STATUS_FIELDS);
+      assert.equal(typeof service.pid, "number");
+    }
+  });
+
+  test("services:stop, start and restart act on one service", async () => {
+    const status = async () =>
+      (await client.invoke("services:get-all")).find((s) => s.name === "analysis");
+    const before = await status();
+
+    assert.deepEqual(await client.invoke("services:stop", { serviceName: "analysis" }), {
+      success: true,
+    });
+    assert.equal((await status()).status, "stopped");
+    assert.deepEqual(await client.invoke("services:start", { serviceName: "analysis" }), {
+      success: true,
+    });
+    const started = await status();
+    assert.equal(started.status, "running");
+    assert.notEqual(started.pid, before.pid);
+    assert.deepEqual(await client.invoke("services:restart", { serviceName: "analysis" }), {
+      success: true,
+    });
+    const restarted = await status();
+    assert.equal(restarted.status, "running");
+    assert.notEqual(restarted.pid, started.pid);
+  });
+
+  test("database:init and database:status", async () => {
+    const init = await client.invoke("database:init");
+    assert.deepEqual(init, { success: true, migrationsRun: 0 });
+    const status = await client.invoke("database:status");
+    assert.equal(status.initialized, true);
+    assert.equal(typeof status.version, "number");
+    assert.match(status.path, /\.db$/);
+  });
+
+  test("logs:get with and without arguments, then logs:clear", async () => {
+    const all = await client.invoke("logs:get");
+    assert.ok(all.logs.length > 0, "the services printed their listening line");
+    for (const entry of all.logs) {
+      assert.deepEqual(Object.keys(entry).sort(), ["level", "message", "service", "timestamp"]);
+    }
+    const one = await client.invoke("logs:get", { serviceName: "records", lines: 1 });
+    assert.equal(one.logs.length, 1);
+    assert.equal(one.logs[0].service, "records");
+
+    assert.deepEqual(await client.invoke("logs:clear"), { success: true });
+    const cleared = await client.invoke("logs:get", { serviceName: "records" });
+    assert.deepEqual(cleared.logs, []);
+  });
+
+  test("app:get-path names the data dir and its logs", async () => {
+    const { path } = await client.invoke("app:get-path", { pathName: "userData" });
+    assert.equal(realpathSync(path), realpathSync(box.dataDir));
+    const logs = await client.invoke("app:get-path", { pathName: "logs" });
+    assert.ok(logs.path.startsWith(path), `${logs.path} is inside ${path}`);
+    const temp = await client.invoke("app:get-path", { pathName: "temp" });
+    assert.equal(typeof temp.path, "string");
+  });
+
+  test("app:health, metrics:get and app:reload (our extensions)", async () => {
+    assert.deepEqual(await client.invoke("app:health"), { status: "healthy", failing: [] });
+
+    const metrics = await client.invoke("metrics:get", { serviceName: "records" });
+    assert.deepEqual(
+      metrics.services.map((s) => s.serviceName),
+      ["records"],
+    );
+    assert.ok(Array.isArray(metrics.conductor));
+
+    const reload = await client.invoke("app:reload");
+    assert.deepEqual(reload, {
+      success: true,
+      added: [],
+      removed: [],
+      changed: [],
+      unchanged: ["records", "analysis"],
+    });
+  });
+
+  test("an unknown service rejects with 400 and conductor's message", async () => {
+    const error = await client
+      .invoke("services:start", { serviceName: "citaton" })
+      .then(() => assert.fail("resolved"), (e) => e);
+    assert.ok(error instanceof ConductorError, error);
+    assert.equal(error.status, 400);
+    assert.equal(error.channel, "services:start");
+    assert.match(error.message, /citaton/);
+  });
+
+  test("a malformed payload rejects with 400", async () => {
+    const error = await client.invoke("app:get-path", { pathName: "home" }).catch((e) => e);
+    assert.equal(error.status, 400);
+    assert.match(error.message, /home/);
+  });
+
+  test("a wrong token rejects with 401", async () => {
+    const stranger = await connect({ url: client.url, token: "not-the-token" });
+    const error = await stranger.invoke("services:get-all").catch((e) => e);
+    assert.ok(error instanceof ConductorError, error);
+    assert.equal(error.status, 401);
+    assert.ok(error.message.length > 0);
+  });
+
+  test("an unknown channel rejects with 404, listing exactly the generated channel names", async () => {
+    const error = await client.invoke("services:list").catch((e) => e);
+    assert.equal(error.status, 404);
+    const known = error.message.match(/known channels: ([^;]*)/);
+    assert.ok(known, error.message);
+    assert.deepEqual(known[1].split(", "), [...CHANNELS]);
+  });
+
+  test("connect({ dataDir }) reads ipc.json and reaches the same instance", async () => {
+    const byDir = await connect({ dataDir: box.dataDir });
+    assert.equal(byDir.url, client.url);
+    assert.equal(byDir.pid, client.child.pid);
+    assert.equal((await byDir.invoke("services:get-all")).length, 2);
+  });
+
+  // Last: app:quit ends the fleet that the tests above share.
+  test("quit() invokes app:quit and resolves once conductor has exited", async () => {
+    const pid = client.child.pid;
+    await client.quit();
+    assert.ok(client.child.exitCode === 0, `exit code ${client.child.exitCode}`);
+    assert.throws(() => process.kill(pid, 0), { code: "ESRCH" });
+    await waitUntil("every process of the fleet to be gone", () => tagged(box.tag).length === 0);
+  });
+});
