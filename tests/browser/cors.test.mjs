@@ -53,6 +53,40 @@ function restartAndWatchInPage({ url, token, serviceName, deadlineMs }) {
   });
 }
 
+/**
+ * Runs in the page: the JS client (`clients/js`, served by the page's own origin) connects,
+ * `invoke`s `services:get-all`, listens `on('service:status-changed')`, restarts
+ * `serviceName` and resolves with what it saw.
+ */
+async function clientInPage({ url, token, serviceName, deadlineMs }) {
+  const { connect } = await import('/client/index.js');
+  let restart;
+  // The restart is asked for once the stream is open, so its events cannot be missed.
+  const client = await connect({ url, token, onStreamOpen: () => restart?.() });
+  const statuses = await client.invoke('services:get-all');
+  const seen = await new Promise((resolve) => {
+    const timer = setTimeout(() => resolve({ failed: `no event within ${deadlineMs} ms` }), deadlineMs);
+    let restarted = false;
+    restart = () => {
+      if (restarted) return;
+      restarted = true;
+      client.invoke('services:restart', { serviceName }).catch((error) => {
+        clearTimeout(timer);
+        resolve({ failed: `restart: ${error.message}` });
+      });
+    };
+    const stop = client.on('service:status-changed', (change) => {
+      if (change.serviceName === serviceName) {
+        clearTimeout(timer);
+        stop();
+        resolve({ status: change.status.status });
+      }
+    });
+  });
+  client.close?.();
+  return { names: statuses.map((service) => service.name), ...seen };
+}
+
 describe('control API from a browser page', () => {
   let allowed;
   let other;
@@ -60,7 +94,9 @@ describe('control API from a browser page', () => {
   let chromium;
 
   before(async () => {
-    allowed = await startPageServer(PAGE);
+    allowed = await startPageServer(PAGE, {
+      scripts: new URL('../../clients/js/src/', import.meta.url).pathname,
+    });
     other = await startPageServer(PAGE);
     fleet = await startConductor({ allowedOrigins: [allowed.origin] });
     chromium = await startChromium();
@@ -111,6 +147,26 @@ describe('control API from a browser page', () => {
           deadlineMs: DEADLINE_MS,
         }),
       );
+      assert.equal(result.status, 'stopping', JSON.stringify(result));
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('a page on an allowed origin uses the JS client: invoke and on', async () => {
+    const page = await openPage(`${allowed.origin}/`);
+    try {
+      const result = await within(
+        DEADLINE_MS + 5_000,
+        'the client in the page to see a status change',
+        page.evaluate(clientInPage, {
+          url: fleet.url,
+          token: fleet.token,
+          serviceName: 'export',
+          deadlineMs: DEADLINE_MS,
+        }),
+      );
+      assert.deepEqual(result.names, ['records', 'export'], JSON.stringify(result));
       assert.equal(result.status, 'stopping', JSON.stringify(result));
     } finally {
       await page.close();

@@ -38,9 +38,27 @@ export async function freePort() {
   return port;
 }
 
-/** Serves `html` at every path on 127.0.0.1:<free port>: one origin, `origin`. */
-export async function startPageServer(html) {
+/**
+ * Serves `html` at every path on 127.0.0.1:<free port>: one origin, `origin`; with `scripts`,
+ * also the `.js` files of that directory under `/client/` (the JS client, as an app would
+ * bundle it).
+ */
+export async function startPageServer(html, { scripts } = {}) {
   const server = createServer((request, response) => {
+    const name = request.url.startsWith('/client/') ? request.url.slice('/client/'.length) : null;
+    if (scripts && name && /^[a-z_]+\.js$/.test(name)) {
+      readFile(join(scripts, name)).then(
+        (body) => {
+          response.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8' });
+          response.end(body);
+        },
+        () => {
+          response.writeHead(404);
+          response.end();
+        },
+      );
+      return;
+    }
     response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
     response.end(html);
   });
