@@ -163,6 +163,8 @@ struct Figures {
     sampling_100: Metric,
     reload_one: Metric,
     reload_untouched: Metric,
+    js_launch_overhead: Metric,
+    js_invoke_p99: Metric,
     shutdown_100: Metric,
     api_p99_idle: Metric,
     api_p99_sse: Metric,
@@ -306,6 +308,18 @@ impl Figures {
                 Unit::Millis,
                 Target::None,
             ),
+            js_launch_overhead: Metric::new(
+                "js_launch_overhead_ms",
+                "JS client: launch() to a connected client, beyond `conductor up` alone (8 services)",
+                Unit::Millis,
+                Target::AtMost(5.0),
+            ),
+            js_invoke_p99: Metric::new(
+                "js_invoke_p99_ms",
+                "JS client: invoke('services:get-all') p99 on loopback (Node)",
+                Unit::Millis,
+                Target::AtMost(1.0),
+            ),
             reload_untouched: Metric::new(
                 "reload_untouched_pids",
                 "reload: of the other 99 services, pids unchanged",
@@ -378,7 +392,7 @@ impl Figures {
         }
     }
 
-    fn all(&self) -> [&Metric; 31] {
+    fn all(&self) -> [&Metric; 33] {
         [
             &self.fixture_start,
             &self.startup_8,
@@ -403,6 +417,8 @@ impl Figures {
             &self.sampling_100,
             &self.reload_one,
             &self.reload_untouched,
+            &self.js_launch_overhead,
+            &self.js_invoke_p99,
             &self.shutdown_100,
             &self.api_p99_idle,
             &self.api_p99_sse,
@@ -617,6 +633,38 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
                 figures.reload_one.samples.push(ms(elapsed));
                 figures.reload_untouched.samples.push(untouched as f64);
             }
+            Ok(())
+        })(),
+    );
+
+    record(
+        "JS client: launch and invoke",
+        (|| {
+            let (registry, _) =
+                fleet::write_registry(work.path(), &FleetSpec::plain(8), &binaries.fake_service)?;
+            let output = run_node(&[
+                crate::util::project_root()
+                    .join("clients/js/bench/launch_and_invoke.mjs")
+                    .display()
+                    .to_string(),
+                binaries.conductor.display().to_string(),
+                registry.display().to_string(),
+                work.join("js-data").display().to_string(),
+                options.runs.max(3).to_string(),
+                options.api_requests().to_string(),
+            ])?;
+            let figures_js: serde_json::Value = serde_json::from_str(output.trim())
+                .with_context(|| format!("the JS bench printed {output:?}"))?;
+            let number = |key: &str| {
+                figures_js[key]
+                    .as_f64()
+                    .with_context(|| format!("the JS bench gave no {key}: {figures_js}"))
+            };
+            figures
+                .js_launch_overhead
+                .samples
+                .push(number("launch_overhead_ms")?);
+            figures.js_invoke_p99.samples.push(number("invoke_p99_ms")?);
             Ok(())
         })(),
     );
@@ -1007,6 +1055,22 @@ fn api_and_recovery(
         }
     }
     Ok(())
+}
+
+/// Runs `node <args>` and returns its stdout; a failure carries its stderr.
+fn run_node(args: &[String]) -> anyhow::Result<String> {
+    let output = std::process::Command::new("node")
+        .args(args)
+        .output()
+        .context("running node (the JS client's bench)")?;
+    if !output.status.success() {
+        bail!(
+            "node {} failed: {}",
+            args.first().map(String::as_str).unwrap_or_default(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 /// A 100-service fleet, then `app:reload` of the same registry with one service's `env`
