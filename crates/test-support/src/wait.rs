@@ -266,6 +266,7 @@ mod tests {
         let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let setter = Arc::clone(&flag);
         let other = std::thread::spawn(move || {
+            // Stands in for work that takes a while; the wait under test is what synchronises.
             std::thread::sleep(Duration::from_millis(20));
             setter.store(true, std::sync::atomic::Ordering::SeqCst);
         });
