@@ -32,6 +32,7 @@ const LIBRARY_CRATES: &[&str] = &[
     "conductor-db",
     "conductor-supervisor",
     "conductor-ipc",
+    "conductor-export",
     "conductor-test-support",
 ];
 
