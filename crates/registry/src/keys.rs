@@ -715,6 +715,77 @@ mod tests {
         );
     }
 
+    /// The fixture that uses every key must use every key of these tables (and parse), so the
+    /// schema and the parser are both tried on all of them.
+    #[test]
+    fn the_every_key_fixture_names_every_key_and_parses() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures/registries/every-key.toml");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+        if let Err(error) = crate::Registry::parse(&text, &path, &crate::LoadOptions::default()) {
+            panic!("{error}");
+        }
+        let document: toml::Table = text.parse().unwrap_or_else(|e| panic!("{e}"));
+        // A key counts as used when some table of its kind has it: a service's exec probe
+        // cannot also have an HTTP path, which [defaults.health] has instead.
+        type Used = std::collections::BTreeSet<(usize, &'static str)>;
+        fn id(table: &Table) -> usize {
+            std::ptr::from_ref(table) as usize
+        }
+        fn walk(table: &'static Table, value: &toml::Table, used: &mut Used) {
+            for key in table.keys {
+                let Some(given) = value.get(key.name) else {
+                    continue;
+                };
+                used.insert((id(table), key.name));
+                match (given, key.value) {
+                    (toml::Value::Table(inner), Type::Table(keys)) => walk(keys, inner, used),
+                    (toml::Value::Table(named), Type::Named { table: keys, .. }) => {
+                        for inner in named.values() {
+                            if let toml::Value::Table(inner) = inner {
+                                walk(keys, inner, used);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        fn all(table: &'static Table, at: &str, out: &mut Vec<(usize, &'static str, String)>) {
+            for key in table.keys {
+                let path = format!("{at}{}", key.name);
+                if !out
+                    .iter()
+                    .any(|(t, k, _)| *t == id(table) && *k == key.name)
+                {
+                    out.push((id(table), key.name, path.clone()));
+                }
+                if let Type::Table(inner) | Type::Named { table: inner, .. } = key.value {
+                    all(inner, &format!("{path}."), out);
+                }
+            }
+        }
+        let mut used = Used::new();
+        walk(&ROOT, &document, &mut used);
+        let mut every = Vec::new();
+        all(&ROOT, "", &mut every);
+        let missing: Vec<String> = every
+            .into_iter()
+            .filter(|(table, key, _)| !used.contains(&(*table, *key)))
+            .map(|(_, _, path)| path)
+            .collect();
+        assert_eq!(
+            missing,
+            Vec::<String>::new(),
+            "keys the fixture does not use"
+        );
+    }
+
+    #[test]
+    fn the_platform_table_is_the_platforms_the_parser_reads() {
+        assert_eq!(PLATFORM.names(), PLATFORMS);
+    }
+
     #[test]
     fn every_key_has_a_description_and_the_schema_refuses_unknown_keys() {
         let schema = json_schema();
