@@ -22,7 +22,7 @@ pub(crate) fn seconds_up(value: Duration, min: u64) -> u64 {
 /// A Kubernetes quantity for bytes: `"512Mi"` when it divides evenly, else the byte count.
 pub(crate) fn quantity(bytes: u64) -> String {
     for (shift, unit) in [(30, "Gi"), (20, "Mi"), (10, "Ki")] {
-        if bytes % (1 << shift) == 0 {
+        if bytes.is_multiple_of(1 << shift) {
             return format!("{}{unit}", bytes >> shift);
         }
     }

@@ -11,6 +11,9 @@ use conductor_registry::{LoadOptions, Registry};
 use proptest::prelude::*;
 use serde_json::Value;
 
+/// Per service, its critical dependencies and its other ones.
+type SplitEdges = BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)>;
+
 /// `(name, dependencies, critical, probe kind)` per service, in file order.
 type Shape = Vec<(String, Vec<String>, bool, &'static str)>;
 
@@ -61,7 +64,7 @@ fn registry_text(shape: &Shape) -> String {
 }
 
 /// The registry's edges, split by whether the dependency is critical.
-fn registry_edges(registry: &Registry) -> BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> {
+fn registry_edges(registry: &Registry) -> SplitEdges {
     registry
         .services
         .iter()
@@ -84,9 +87,7 @@ fn registry_edges(registry: &Registry) -> BTreeMap<String, (BTreeSet<String>, BT
         .collect()
 }
 
-fn all_edges(
-    edges: &BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)>,
-) -> BTreeMap<String, BTreeSet<String>> {
+fn all_edges(edges: &SplitEdges) -> BTreeMap<String, BTreeSet<String>> {
     edges
         .iter()
         .map(|(name, (critical, optional))| {
@@ -104,9 +105,7 @@ fn options() -> Options {
 
 /// systemd: `Requires=` holds the critical dependencies, `Wants=` the others, `After=` both;
 /// each service requires and comes after the one-shot.
-fn systemd_edges(
-    registry: &Registry,
-) -> Result<BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)>, TestCaseError> {
+fn systemd_edges(registry: &Registry) -> Result<SplitEdges, TestCaseError> {
     let exported = export(registry, Target::Systemd, &options())
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
     let oneshot = "prop-app-db-migrate.service";
