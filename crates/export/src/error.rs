@@ -16,6 +16,8 @@ pub struct ExportError {
 /// One reason the export failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportProblem {
+    /// Where: `services.NAME`, `[app] name` or `the database one-shot`.
+    pub location: String,
     /// The service it is about, if any.
     pub service: Option<String>,
     /// What is wrong.
@@ -62,11 +64,7 @@ pub enum ExportProblemKind {
 
 impl fmt::Display for ExportProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.service {
-            Some(service) => write!(f, "services.{service}: {}", self.kind)?,
-            None => write!(f, "{}", self.kind)?,
-        }
-        write!(f, "\n  help: {}", self.help)
+        write!(f, "{}: {}\n  help: {}", self.location, self.kind, self.help)
     }
 }
 

@@ -20,6 +20,12 @@ use crate::{Options, Target};
 /// container); no service may have it.
 pub(crate) const DB_ONESHOT: &str = "db-migrate";
 
+/// The longest Kubernetes object name of a service: 63 less `wait-for-`.
+const K8S_NAME_MAX: usize = 63 - "wait-for-".len();
+
+/// How problems of the database one-shot are placed.
+const ONESHOT_PLACE: &str = "the database one-shot";
+
 /// Where the data directory is mounted in every container.
 pub(crate) const CONTAINER_DATA: &str = "/data";
 
@@ -105,6 +111,17 @@ impl<'r> Plan<'r> {
             Target::Compose => spec.name.clone(),
             Target::Kubernetes => format!("{app}-{}", text::dns_label(&spec.name)),
         };
+        if target == Target::Kubernetes && !app.starts_with(|c: char| c.is_ascii_lowercase()) {
+            problems.push(ExportProblem {
+                location: "[app] name".to_owned(),
+                service: None,
+                kind: ExportProblemKind::BadName {
+                    name: app.clone(),
+                    reason: "Kubernetes Service names start with a letter, and every name here starts with the app's",
+                },
+                help: "start [app] name with a letter".to_owned(),
+            });
+        }
         let mut taken: Vec<(String, String)> = vec![(
             name_of_oneshot(target, &app),
             "the database one-shot".to_owned(),
@@ -113,19 +130,23 @@ impl<'r> Plan<'r> {
             let name = name_of(spec);
             if let Some((_, other)) = taken.iter().find(|(taken, _)| *taken == name) {
                 problems.push(ExportProblem {
+                    location: format!("services.{}", spec.name),
                     service: Some(spec.name.clone()),
                     kind: ExportProblemKind::NameClash { name: name.clone(), other: other.clone() },
                     help: format!("rename the service: \"{DB_ONESHOT}\" is reserved, and on Kubernetes names are lowercase with - for _"),
                 });
             }
-            if target == Target::Kubernetes && name.len() > 63 {
+            // The init container that waits for a service is `wait-for-<name>`, and a
+            // container name is a DNS label of at most 63 characters too.
+            if target == Target::Kubernetes && name.len() > K8S_NAME_MAX {
                 problems.push(ExportProblem {
+                    location: format!("services.{}", spec.name),
                     service: Some(spec.name.clone()),
                     kind: ExportProblemKind::BadName {
                         name: name.clone(),
-                        reason: "Kubernetes names are at most 63 characters",
+                        reason: "Kubernetes names are DNS labels of at most 63 characters, and the init container waiting for this one is named wait-for-<name>",
                     },
-                    help: "shorten the service's or the app's name".to_owned(),
+                    help: format!("shorten the service's or the app's name to at most {K8S_NAME_MAX} characters together"),
                 });
             }
             taken.push((name, format!("service \"{}\"", spec.name)));
@@ -143,7 +164,8 @@ impl<'r> Plan<'r> {
                     let image = format!("{prefix}{}", text::dns_label(&spec.name));
                     if let Some(reason) = image_reference_problem(&image) {
                         problems.push(ExportProblem {
-                            service: Some(spec.name.clone()),
+                            location: format!("services.{}", spec.name),
+                    service: Some(spec.name.clone()),
                             kind: ExportProblemKind::BadImage { image: image.clone(), reason },
                             help: "--image-prefix is put before each service's name, like --image-prefix ghcr.io/acme/".to_owned(),
                         });
@@ -152,7 +174,8 @@ impl<'r> Plan<'r> {
                 }
                 None => {
                     problems.push(ExportProblem {
-                        service: Some(spec.name.clone()),
+                        location: format!("services.{}", spec.name),
+                    service: Some(spec.name.clone()),
                         kind: ExportProblemKind::NoImage,
                         help: format!(
                             "add image = \"…\" under [services.{}.deploy], or pass --image-prefix REGISTRY/PATH/ for every service",
@@ -177,7 +200,8 @@ impl<'r> Plan<'r> {
                 Some(path) => text::normalize(&path.display().to_string()),
                 None => {
                     problems.push(ExportProblem {
-                        service: Some(spec.name.clone()),
+                        location: format!("services.{}", spec.name),
+                    service: Some(spec.name.clone()),
                         kind: ExportProblemKind::CommandNotFound(program.to_owned()),
                         help: "systemd runs absolute programs only: install it, or write its absolute path as the command".to_owned(),
                     });
@@ -221,6 +245,7 @@ impl<'r> Plan<'r> {
                 (Some(image), _) => {
                     if let Some(reason) = image_reference_problem(image) {
                         problems.push(ExportProblem {
+                            location: ONESHOT_PLACE.to_owned(),
                             service: None,
                             kind: ExportProblemKind::BadImage { image: image.clone(), reason },
                             help: "--conductor-image is an image reference, like ghcr.io/acme/conductor:1.0".to_owned(),
@@ -228,9 +253,21 @@ impl<'r> Plan<'r> {
                     }
                     image.clone()
                 }
-                (None, Some(prefix)) => format!("{prefix}conductor"),
+                (None, Some(prefix)) => {
+                    let image = format!("{prefix}conductor");
+                    if let Some(reason) = image_reference_problem(&image) {
+                        problems.push(ExportProblem {
+                            location: ONESHOT_PLACE.to_owned(),
+                            service: None,
+                            kind: ExportProblemKind::BadImage { image: image.clone(), reason },
+                            help: "--image-prefix is put before \"conductor\" for the one-shot's image, or pass --conductor-image".to_owned(),
+                        });
+                    }
+                    image
+                }
                 (None, None) => {
                     problems.push(ExportProblem {
+                        location: ONESHOT_PLACE.to_owned(),
                         service: None,
                         kind: ExportProblemKind::NoImage,
                         help: "the database one-shot runs `conductor db migrate`: pass --conductor-image IMAGE (an image with the conductor binary on its PATH), or --image-prefix".to_owned(),

@@ -22,7 +22,7 @@ pub(crate) fn render(plan: &Plan<'_>, options: &Options, notes: &mut Notes) -> V
     let conductor = text::exec_word(&options.conductor_path.display().to_string());
     let target = format!("{}.target", plan.app);
     let oneshot = format!("{}-{DB_ONESHOT}.service", plan.app);
-    let title = &plan.registry.app.name;
+    let title = &text::setting(&plan.registry.app.name);
 
     let mut units = Vec::new();
     units.push(OutputFile {
@@ -115,7 +115,7 @@ fn service_unit(
     );
     unit.push_str(&format!(
         "\n[Unit]\nDescription={} {} Service\nPartOf={target}\nRequires={}\n",
-        plan.registry.app.name,
+        text::setting(&plan.registry.app.name),
         spec.title(),
         requires.join(" ")
     ));
