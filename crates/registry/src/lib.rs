@@ -22,7 +22,7 @@
 //!   error, so a half-edited probe is noticed. `[app] name` is required.
 //! - Service names are ASCII letters, digits, `-` and `_`: they end up in log file names.
 //! - `[services.X.deploy] image` is read and checked (a reference docker could pull) but used
-//!   only by `conductor export`; changing it is a retune for a reload, touching no process.
+//!   only by `conductor export`; a reload that changes only it leaves the service unchanged.
 //! - [`json_schema`] is generated from the key tables the parser checks files against.
 //! - `[app] allowed_origins` entries are origins as browsers send them (`scheme://host[:port]`,
 //!   lowercase, no path, no default port), compared byte for byte; `"null"` is refused.
