@@ -23,6 +23,21 @@ pub(crate) const DB_ONESHOT: &str = "db-migrate";
 /// The longest Kubernetes object name of a service: 63 less `wait-for-`.
 const K8S_NAME_MAX: usize = 63 - "wait-for-".len();
 
+const PREFIX_HELP: &str =
+    "--image-prefix is put before each service's name, like --image-prefix ghcr.io/acme/";
+const NOT_FOUND_HELP: &str =
+    "systemd runs absolute programs only: install it, or write its absolute path as the command";
+const CONDUCTOR_IMAGE_HELP: &str =
+    "--conductor-image is an image reference, like ghcr.io/acme/conductor:1.0";
+const PREFIX_CONDUCTOR_HELP: &str = "--image-prefix is put before \"conductor\" for the one-shot's image, or pass --conductor-image";
+const NO_CONDUCTOR_IMAGE_HELP: &str = "the database one-shot runs `conductor db migrate`: pass --conductor-image IMAGE (an image with the conductor binary on its PATH), or --image-prefix";
+const CLASH_HELP: &str = "rename the service: \"db-migrate\" is reserved, and on Kubernetes names are lowercase with - for _";
+
+const LONG_NAME: &str = "Kubernetes names are DNS labels of at most 63 characters, \
+     and the init container waiting for this one is named wait-for-<name>";
+const DIGIT_NAME: &str =
+    "Kubernetes Service names start with a letter, and every name here starts with the app's";
+
 /// How problems of the database one-shot are placed.
 const ONESHOT_PLACE: &str = "the database one-shot";
 
@@ -117,7 +132,7 @@ impl<'r> Plan<'r> {
                 service: None,
                 kind: ExportProblemKind::BadName {
                     name: app.clone(),
-                    reason: "Kubernetes Service names start with a letter, and every name here starts with the app's",
+                    reason: DIGIT_NAME,
                 },
                 help: "start [app] name with a letter".to_owned(),
             });
@@ -129,25 +144,22 @@ impl<'r> Plan<'r> {
         for spec in &active {
             let name = name_of(spec);
             if let Some((_, other)) = taken.iter().find(|(taken, _)| *taken == name) {
-                problems.push(ExportProblem {
-                    location: format!("services.{}", spec.name),
-                    service: Some(spec.name.clone()),
-                    kind: ExportProblemKind::NameClash { name: name.clone(), other: other.clone() },
-                    help: format!("rename the service: \"{DB_ONESHOT}\" is reserved, and on Kubernetes names are lowercase with - for _"),
-                });
+                problems.push(service_problem(
+                    spec,
+                    ExportProblemKind::NameClash {
+                        name: name.clone(),
+                        other: other.clone(),
+                    },
+                    CLASH_HELP,
+                ));
             }
             // The init container that waits for a service is `wait-for-<name>`, and a
             // container name is a DNS label of at most 63 characters too.
             if target == Target::Kubernetes && name.len() > K8S_NAME_MAX {
-                problems.push(ExportProblem {
-                    location: format!("services.{}", spec.name),
-                    service: Some(spec.name.clone()),
-                    kind: ExportProblemKind::BadName {
+                problems.push(service_problem(spec, ExportProblemKind::BadName {
                         name: name.clone(),
-                        reason: "Kubernetes names are DNS labels of at most 63 characters, and the init container waiting for this one is named wait-for-<name>",
-                    },
-                    help: format!("shorten the service's or the app's name to at most {K8S_NAME_MAX} characters together"),
-                });
+                        reason: LONG_NAME,
+                    }, format!("shorten the service's or the app's name to at most {K8S_NAME_MAX} characters together")));
             }
             taken.push((name, format!("service \"{}\"", spec.name)));
         }
@@ -163,52 +175,46 @@ impl<'r> Plan<'r> {
                 Some(prefix) => {
                     let image = format!("{prefix}{}", text::dns_label(&spec.name));
                     if let Some(reason) = image_reference_problem(&image) {
-                        problems.push(ExportProblem {
-                            location: format!("services.{}", spec.name),
-                    service: Some(spec.name.clone()),
-                            kind: ExportProblemKind::BadImage { image: image.clone(), reason },
-                            help: "--image-prefix is put before each service's name, like --image-prefix ghcr.io/acme/".to_owned(),
-                        });
+                        problems.push(service_problem(
+                            spec,
+                            ExportProblemKind::BadImage {
+                                image: image.clone(),
+                                reason,
+                            },
+                            PREFIX_HELP,
+                        ));
                     }
                     image
                 }
                 None => {
-                    problems.push(ExportProblem {
-                        location: format!("services.{}", spec.name),
-                    service: Some(spec.name.clone()),
-                        kind: ExportProblemKind::NoImage,
-                        help: format!(
+                    problems.push(service_problem(spec, ExportProblemKind::NoImage, format!(
                             "add image = \"…\" under [services.{}.deploy], or pass --image-prefix REGISTRY/PATH/ for every service",
                             spec.name
-                        ),
-                    });
+                        )));
                     String::new()
                 }
             }
         };
-        let resolve = |spec: &ServiceSpec,
-                       program: &str,
-                       problems: &mut Vec<ExportProblem>|
-         -> String {
-            if containers {
-                return program.to_owned();
-            }
-            if Path::new(program).is_absolute() {
-                return text::normalize(program);
-            }
-            match options.commands.get(program) {
-                Some(path) => text::normalize(&path.display().to_string()),
-                None => {
-                    problems.push(ExportProblem {
-                        location: format!("services.{}", spec.name),
-                    service: Some(spec.name.clone()),
-                        kind: ExportProblemKind::CommandNotFound(program.to_owned()),
-                        help: "systemd runs absolute programs only: install it, or write its absolute path as the command".to_owned(),
-                    });
-                    program.to_owned()
+        let resolve =
+            |spec: &ServiceSpec, program: &str, problems: &mut Vec<ExportProblem>| -> String {
+                if containers {
+                    return program.to_owned();
                 }
-            }
-        };
+                if Path::new(program).is_absolute() {
+                    return text::normalize(program);
+                }
+                match options.commands.get(program) {
+                    Some(path) => text::normalize(&path.display().to_string()),
+                    None => {
+                        problems.push(service_problem(
+                            spec,
+                            ExportProblemKind::CommandNotFound(program.to_owned()),
+                            NOT_FOUND_HELP,
+                        ));
+                        program.to_owned()
+                    }
+                }
+            };
 
         let mut services = Vec::new();
         for spec in &active {
@@ -244,34 +250,34 @@ impl<'r> Plan<'r> {
             match (&options.conductor_image, &options.image_prefix) {
                 (Some(image), _) => {
                     if let Some(reason) = image_reference_problem(image) {
-                        problems.push(ExportProblem {
-                            location: ONESHOT_PLACE.to_owned(),
-                            service: None,
-                            kind: ExportProblemKind::BadImage { image: image.clone(), reason },
-                            help: "--conductor-image is an image reference, like ghcr.io/acme/conductor:1.0".to_owned(),
-                        });
+                        problems.push(oneshot_problem(
+                            ExportProblemKind::BadImage {
+                                image: image.clone(),
+                                reason,
+                            },
+                            CONDUCTOR_IMAGE_HELP,
+                        ));
                     }
                     image.clone()
                 }
                 (None, Some(prefix)) => {
                     let image = format!("{prefix}conductor");
                     if let Some(reason) = image_reference_problem(&image) {
-                        problems.push(ExportProblem {
-                            location: ONESHOT_PLACE.to_owned(),
-                            service: None,
-                            kind: ExportProblemKind::BadImage { image: image.clone(), reason },
-                            help: "--image-prefix is put before \"conductor\" for the one-shot's image, or pass --conductor-image".to_owned(),
-                        });
+                        problems.push(oneshot_problem(
+                            ExportProblemKind::BadImage {
+                                image: image.clone(),
+                                reason,
+                            },
+                            PREFIX_CONDUCTOR_HELP,
+                        ));
                     }
                     image
                 }
                 (None, None) => {
-                    problems.push(ExportProblem {
-                        location: ONESHOT_PLACE.to_owned(),
-                        service: None,
-                        kind: ExportProblemKind::NoImage,
-                        help: "the database one-shot runs `conductor db migrate`: pass --conductor-image IMAGE (an image with the conductor binary on its PATH), or --image-prefix".to_owned(),
-                    });
+                    problems.push(oneshot_problem(
+                        ExportProblemKind::NoImage,
+                        NO_CONDUCTOR_IMAGE_HELP,
+                    ));
                     String::new()
                 }
             }
@@ -363,6 +369,28 @@ impl<'r> Plan<'r> {
             args.push(EnvValue::Native(migrations.clone()));
         }
         args
+    }
+}
+
+fn service_problem(
+    spec: &ServiceSpec,
+    kind: ExportProblemKind,
+    help: impl Into<String>,
+) -> ExportProblem {
+    ExportProblem {
+        location: format!("services.{}", spec.name),
+        service: Some(spec.name.clone()),
+        kind,
+        help: help.into(),
+    }
+}
+
+fn oneshot_problem(kind: ExportProblemKind, help: impl Into<String>) -> ExportProblem {
+    ExportProblem {
+        location: ONESHOT_PLACE.to_owned(),
+        service: None,
+        kind,
+        help: help.into(),
     }
 }
 
