@@ -781,6 +781,13 @@ mod tests {
         );
     }
 
+    /// The schema as editors get it, so a change of a key, type, default or description is
+    /// reviewed as a diff.
+    #[test]
+    fn the_schema_as_editors_get_it() {
+        insta::assert_json_snapshot!(json_schema());
+    }
+
     #[test]
     fn the_platform_table_is_the_platforms_the_parser_reads() {
         assert_eq!(PLATFORM.names(), PLATFORMS);
