@@ -436,6 +436,65 @@ fn db_migrate_creates_and_migrates_the_database_once_without_a_running_conductor
 }
 
 #[test]
+fn db_migrate_names_a_failing_migration_exits_2_and_restores_the_database() {
+    let dir = TempDir::new("export-db-migrate-fails");
+    let migrations = dir.path().join("migrations");
+    std::fs::create_dir_all(&migrations).unwrap_or_else(|error| panic!("{error}"));
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
+    for entry in std::fs::read_dir(shipped).unwrap_or_else(|error| panic!("{error}")) {
+        let entry = entry.unwrap_or_else(|error| panic!("{error}"));
+        std::fs::copy(entry.path(), migrations.join(entry.file_name()))
+            .unwrap_or_else(|error| panic!("{error}"));
+    }
+    let data = dir.path().join("data");
+    let args = [
+        "--data-dir",
+        data.to_str().unwrap_or_default(),
+        "db",
+        "migrate",
+        "--database",
+        "app.db",
+        "--migrations",
+        "migrations",
+    ];
+    let first = conductor(dir.path(), &args);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+
+    write(
+        &migrations.join("V3__broken.sql"),
+        "CREATE TABEL oops (id INTEGER);",
+    );
+    let failed = conductor(dir.path(), &args);
+    assert_eq!(failed.status.code(), Some(2), "{}", text(&failed.stderr));
+    let stderr = text(&failed.stderr);
+    assert!(
+        stderr.contains("V3__broken") && stderr.contains("syntax error"),
+        "{stderr}"
+    );
+    assert!(
+        std::fs::read_dir(data.join("backups")).is_ok_and(|mut entries| entries.next().is_some()),
+        "a backup was made first"
+    );
+    let status = conductor(
+        dir.path(),
+        &[
+            "--data-dir",
+            data.to_str().unwrap_or_default(),
+            "db",
+            "migrate",
+            "--database",
+            "app.db",
+        ],
+    );
+    assert_eq!(
+        text(&status.stdout),
+        "✓ Database initialized (0 migrations)\n",
+        "restored at V2: {}",
+        text(&status.stderr)
+    );
+}
+
+#[test]
 fn wait_ready_returns_once_a_port_accepts_and_fails_naming_why() {
     let dir = TempDir::new("export-wait-ready");
     let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|error| panic!("{error}"));
