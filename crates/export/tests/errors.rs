@@ -124,3 +124,49 @@ fn desktop_only_parts_are_listed_as_notes_at_the_top_and_in_the_export() {
         assert!(header.contains(expected), "{expected} in\n{header}");
     }
 }
+
+#[test]
+fn deployment_env_is_the_target_s_name_unless_given_and_a_service_s_env_replaces_it() {
+    let registry = registry(
+        "[app]\nname = \"app\"\n[services.web]\nport = 4002\ncommand = \"/bin/web\"\n\
+         [services.api]\nport = 4003\ncommand = \"/bin/api\"\nenv = { DEPLOYMENT_ENV = \"mine\", PORT = \"9\" }\n",
+    );
+    let unit = |options: &Options, name: &str| -> String {
+        let exported =
+            export(&registry, Target::Systemd, options).unwrap_or_else(|error| panic!("{error}"));
+        exported
+            .files
+            .into_iter()
+            .find(|file| file.name == name)
+            .map(|file| file.contents)
+            .unwrap_or_default()
+    };
+    let web = unit(&Options::default(), "app-web.service");
+    assert!(
+        web.contains("Environment=\"DEPLOYMENT_ENV=systemd\"\n"),
+        "{web}"
+    );
+    let staging = Options {
+        deployment_env: Some("staging".to_owned()),
+        ..Options::default()
+    };
+    assert!(unit(&staging, "app-web.service").contains("Environment=\"DEPLOYMENT_ENV=staging\"\n"));
+    // As under conductor, the service's own env wins, and keeps the injected variable's place.
+    let api = unit(&staging, "app-api.service");
+    let env: Vec<&str> = api
+        .lines()
+        .filter(|line| line.starts_with("Environment="))
+        .collect();
+    assert_eq!(env[0], "Environment=\"PORT=9\"", "{api}");
+    assert!(
+        env.contains(&"Environment=\"DEPLOYMENT_ENV=mine\""),
+        "{api}"
+    );
+    assert_eq!(
+        env.iter()
+            .filter(|line| line.contains("DEPLOYMENT_ENV"))
+            .count(),
+        1,
+        "{api}"
+    );
+}
