@@ -20,7 +20,8 @@ mod tests {
         &["supervisor"],
         &["health", "logs", "db"],
         // Below the other workers: exec probes are children too (health -> spawn).
-        &["spawn"],
+        // `export` beside it: a translation of the registry that uses nothing else of ours.
+        &["spawn", "export"],
         &["registry"],
         &["protocol"],
         // Right of everything, so it can use none of our crates (a dev-dependency cycle would

@@ -32,6 +32,7 @@ const LIBRARY_CRATES: &[&str] = &[
     "conductor-db",
     "conductor-supervisor",
     "conductor-ipc",
+    "conductor-export",
     "conductor-test-support",
 ];
 
@@ -134,6 +135,27 @@ const TOOLS: &[(&str, &str, &str)] = &[
     ("node", "--version", "sudo apt-get install -y nodejs npm"),
     ("npm", "--version", "sudo apt-get install -y nodejs npm"),
     ("chromium", "--version", browser::CHROMIUM_INSTALL),
+    // The engines' checkers of `conductor export` (tests/export.rs, tests/schema.rs).
+    (
+        "systemd-analyze",
+        "--version",
+        "sudo apt-get install -y systemd",
+    ),
+    (
+        "docker-compose",
+        "--version",
+        "sudo apt-get install -y docker-compose",
+    ),
+    (
+        "kubernetes-validate",
+        "--version",
+        "python3 -m pip install kubernetes-validate",
+    ),
+    (
+        "check-jsonschema",
+        "--version",
+        "python3 -m pip install check-jsonschema",
+    ),
 ];
 
 fn check_tools() -> anyhow::Result<()> {

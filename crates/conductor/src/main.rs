@@ -5,12 +5,15 @@
 //! never exit the process themselves; `failure.rs` chooses the exit code and prints it.
 
 mod check;
+mod export;
 mod failure;
 mod instance;
+mod migrate;
 mod registry_choice;
 mod remote;
 mod status;
 mod up;
+mod wait_ready;
 
 use std::process::ExitCode;
 
@@ -35,6 +38,12 @@ enum Command {
     Up(up::UpArgs),
     /// Validate a registry and print its start plan, without starting anything.
     Check(check::CheckArgs),
+    /// Translate the registry into systemd units, a Docker Compose file or Kubernetes manifests.
+    Export(export::ExportArgs),
+    /// Print the JSON Schema of conductor.toml (for taplo, Even Better TOML, check-jsonschema).
+    Schema,
+    /// Wait until a service answers its probe (exported systemd units run it).
+    WaitReady(wait_ready::WaitArgs),
     #[command(flatten)]
     Remote(remote::Remote),
 }
@@ -46,6 +55,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Up(args) => up::run(&args, &cli.target),
         Command::Check(args) => check::run(&args, cli.target.registry.as_deref()),
+        Command::Export(args) => export::run(&args, cli.target.registry.as_deref()),
+        Command::Schema => export::schema(),
+        Command::WaitReady(args) => Ok(wait_ready::run(&args)?),
+        Command::Remote(remote::Remote::Db(remote::DbCommand::Migrate(args))) => {
+            migrate::run(&args, &cli.target)
+        }
         Command::Remote(command) => Ok(remote::run(&command, &cli.target)?),
     }
 }

@@ -1,5 +1,6 @@
 //! The subcommands that talk to a running conductor through `<userData>/ipc.json`:
-//! `status`, `logs`, `start|stop|restart`, `db status|init`, `paths`, `quit`.
+//! `status`, `logs`, `start|stop|restart`, `db status|init`, `paths`, `quit` (`db migrate`,
+//! which works without one, is parsed here with its siblings but run by `migrate.rs`).
 //!
 //! Presentation only: requests and responses are the protocol crate's, transport is `ipc`'s.
 
@@ -89,8 +90,10 @@ pub(crate) enum Remote {
 pub(crate) enum DbCommand {
     /// Whether the database is initialised, and its version
     Status,
-    /// Run pending migrations
+    /// Run pending migrations (in the running conductor)
     Init,
+    /// Run pending migrations without a running conductor, under its lock, and start nothing
+    Migrate(crate::migrate::MigrateArgs),
 }
 
 fn client(target: &Target) -> anyhow::Result<(Client, PathBuf)> {
@@ -156,6 +159,9 @@ async fn dispatch(command: &Remote, target: &Target) -> anyhow::Result<()> {
                 ),
                 error => bail!("database init failed: {}", error.unwrap_or_default()),
             }
+        }
+        Remote::Db(DbCommand::Migrate(_)) => {
+            bail!("conductor db migrate runs without a running conductor; it is never sent to one")
         }
         Remote::Paths => {
             for (label, path_name) in [

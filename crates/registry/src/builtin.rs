@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 
 use crate::spec::{
-    AppSpec, DatabaseSpec, HealthCheck, HealthSpec, Limits, LogsSpec, Registry, RestartSpec,
-    Selection, ServiceSpec, StartupMode, fallback,
+    AppSpec, DatabaseSpec, DeploySpec, HealthCheck, HealthSpec, Limits, LogsSpec, Registry,
+    RestartSpec, Selection, ServiceSpec, StartupMode, fallback,
 };
 
 /// `(name, port, depends_on)` of the reference app, in file order.
@@ -75,6 +75,7 @@ impl Registry {
                     },
                     metrics_interval: fallback::METRICS_INTERVAL,
                     limits: Limits::default(),
+                    deploy: DeploySpec::default(),
                 }
             })
             .collect();

@@ -6,9 +6,10 @@
 //! memory limit, criticality, dependencies: nothing the process itself sees), and `restarted`
 //! otherwise (command, arguments, directory, environment, port, rlimits). Being started or not
 //! (enabled, feature selection) is part of the spec: a service that becomes inactive is
-//! restarted into `disabled`, one that becomes active is started.
+//! restarted into `disabled`, one that becomes active is started. `[services.X.deploy]` is
+//! `conductor export`'s alone: a change there leaves a service unchanged.
 
-use crate::spec::{Registry, ServiceSpec};
+use crate::spec::{DeploySpec, Registry, ServiceSpec};
 
 /// The outcome of comparing the running registry with a new one.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -38,7 +39,7 @@ impl RegistryDiff {
         for spec in &new.services {
             match old.service(&spec.name) {
                 None => diff.added.push(spec.name.clone()),
-                Some(before) if before == spec => diff.unchanged.push(spec.name.clone()),
+                Some(before) if same_for_up(before, spec) => diff.unchanged.push(spec.name.clone()),
                 Some(before) if process_sees_the_same(before, spec) => {
                     diff.retuned.push(spec.name.clone())
                 }
@@ -62,6 +63,15 @@ impl RegistryDiff {
             && self.restarted.is_empty()
             && self.retuned.is_empty()
     }
+}
+
+/// Whether `up` sees no difference: everything but `deploy`, which only `export` reads.
+fn same_for_up(before: &ServiceSpec, after: &ServiceSpec) -> bool {
+    let strip = |spec: &ServiceSpec| ServiceSpec {
+        deploy: DeploySpec::default(),
+        ..spec.clone()
+    };
+    strip(before) == strip(after)
 }
 
 /// Whether the process of `before` could go on running as `after`: every difference is in
@@ -177,6 +187,17 @@ command = "srv"
             }
         );
         assert!(!diff.is_empty());
+    }
+
+    #[test]
+    fn a_change_of_the_deploy_image_alone_leaves_a_service_unchanged() {
+        let new = FOUR.replace(
+            "[services.same]\nport = 4001",
+            "[services.same]\nport = 4001\ndeploy = { image = \"acme/same:2\" }",
+        );
+        let diff = RegistryDiff::between(&registry(FOUR, ""), &registry(&new, ""));
+        assert_eq!(diff.unchanged, ["same", "env", "probe", "gone"]);
+        assert!(diff.is_empty());
     }
 
     #[test]

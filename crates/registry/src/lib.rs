@@ -21,6 +21,9 @@
 //! - A health key that does not belong to the effective kind (`path` with `kind = "tcp"`) is an
 //!   error, so a half-edited probe is noticed. `[app] name` is required.
 //! - Service names are ASCII letters, digits, `-` and `_`: they end up in log file names.
+//! - `[services.X.deploy] image` is read and checked (a reference docker could pull) but used
+//!   only by `conductor export`; a reload that changes only it leaves the service unchanged.
+//! - [`json_schema`] is generated from the key tables the parser checks files against.
 //! - `[app] allowed_origins` entries are origins as browsers send them (`scheme://host[:port]`,
 //!   lowercase, no path, no default port), compared byte for byte; `"null"` is refused.
 #![doc = include_str!("../README.md")]
@@ -30,6 +33,7 @@ mod builtin;
 mod diff;
 mod error;
 mod graph;
+mod keys;
 mod parse;
 mod spec;
 mod suggest;
@@ -40,10 +44,12 @@ mod validate;
 pub use crate::diff::RegistryDiff;
 pub use crate::error::{LoadError, Problem, ProblemKind};
 pub use crate::graph::StartPlan;
+pub use crate::keys::json_schema;
 pub use crate::parse::MIN_METRICS_INTERVAL;
 pub use crate::spec::{
-    AppSpec, DatabaseSpec, HealthCheck, HealthSpec, Limits, LoadOptions, LogsSpec, Registry,
-    RestartSpec, Selection, ServiceSpec, StartupMode, WindowSpec,
+    AppSpec, DatabaseSpec, DeploySpec, HealthCheck, HealthSpec, Limits, LoadOptions, LogsSpec,
+    Registry, RestartSpec, Selection, ServiceSpec, StartupMode, WindowSpec,
+    image_reference_problem,
 };
 pub use crate::summary::Summary;
 pub use crate::units::{UnitError, format_size, parse_duration, parse_size};

@@ -145,6 +145,102 @@ pub struct ServiceSpec {
     pub metrics_interval: Duration,
     /// Resource limits (`limits = { memory, open_files, processes }`).
     pub limits: Limits,
+    /// How `conductor export` runs it elsewhere (`[services.NAME.deploy]`); `up` ignores it.
+    pub deploy: DeploySpec,
+}
+
+/// `[services.NAME.deploy]`: read and checked with the rest of the file, used only by
+/// `conductor export`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeploySpec {
+    /// The container image for container targets (checked by [`image_reference_problem`]).
+    pub image: Option<String>,
+}
+
+/// Why `image` is not a reference docker or a kubelet could pull, if it is not:
+/// `[registry[:port]/]path[:tag][@algorithm:hex]`, where the path is lowercase components of
+/// letters and digits joined by `.`, `_`, `__` or `-`, separated by `/`.
+pub fn image_reference_problem(image: &str) -> Option<&'static str> {
+    if image.chars().any(char::is_whitespace) {
+        return Some("must not contain spaces");
+    }
+    let (name, digest) = match image.split_once('@') {
+        Some((name, digest)) => (name, Some(digest)),
+        None => (image, None),
+    };
+    if let Some(digest) = digest {
+        let valid = digest.split_once(':').is_some_and(|(algorithm, hex)| {
+            !algorithm.is_empty()
+                && algorithm
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+._-".contains(c))
+                && hex.len() >= 32
+                && hex.chars().all(|c| c.is_ascii_hexdigit())
+        });
+        if !valid {
+            return Some("has a digest that is not algorithm:hex (like @sha256:<64 hex digits>)");
+        }
+    }
+    // The tag follows the last `:` after the last `/` (a `:` before it is a registry port).
+    let last_slash = name.rfind('/').map_or(0, |at| at + 1);
+    let (path, tag) = match name[last_slash..].rfind(':') {
+        Some(colon) => (
+            &name[..last_slash + colon],
+            Some(&name[last_slash + colon + 1..]),
+        ),
+        None => (name, None),
+    };
+    if let Some(tag) = tag {
+        let valid = !tag.is_empty()
+            && tag.len() <= 128
+            && tag.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+            && tag
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        if !valid {
+            return Some(
+                "has a tag that is not 1 to 128 letters, digits, _, . and - (not starting with . or -)",
+            );
+        }
+    }
+    let mut components: Vec<&str> = path.split('/').collect();
+    // A first component with a `.` or `:`, or `localhost`, is a registry host, not a path.
+    if components.len() > 1 && (components[0].contains(['.', ':']) || components[0] == "localhost")
+    {
+        let host = components.remove(0);
+        let (host_name, port) = host.split_once(':').unwrap_or((host, ""));
+        let host_ok = !host_name.is_empty()
+            && host_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-".contains(c));
+        let port_ok = port.is_empty() || port.parse::<u16>().is_ok_and(|port| port != 0);
+        if !host_ok || !port_ok || (host.contains(':') && port.is_empty()) {
+            return Some("has a registry host that is not host[:port]");
+        }
+    }
+    if components.iter().any(|component| component.is_empty()) {
+        return Some("has an empty path component (a leading, trailing or double /)");
+    }
+    for component in components {
+        if component.chars().any(|c| c.is_ascii_uppercase()) {
+            return Some("has an uppercase letter in its path; image paths are lowercase");
+        }
+        let chars_ok = component
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c));
+        let ends_ok = component.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && component.ends_with(|c: char| c.is_ascii_alphanumeric());
+        let separators_ok = !component.contains("..")
+            && !component.contains("___")
+            && !component.contains("._")
+            && !component.contains("_.");
+        if !chars_ok || !ends_ok || !separators_ok {
+            return Some(
+                "has a path component that is not lowercase letters and digits joined by ., _, __ or -",
+            );
+        }
+    }
+    None
 }
 
 /// A service's resource limits; `None` is unlimited.
@@ -275,6 +371,35 @@ mod tests {
         let mut service = crate::Registry::builtin().services[0].clone();
         service.name = name.to_owned();
         service
+    }
+
+    #[test]
+    fn image_references_are_checked_as_docker_reads_them() {
+        for good in [
+            "records",
+            "acme/records:1.4",
+            "ghcr.io/acme/records:1.4",
+            "localhost:5000/records",
+            "registry.example:443/a/b-c/d_e__f:v1.0-rc_1",
+            "records@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ] {
+            assert_eq!(image_reference_problem(good), None, "{good}");
+        }
+        for (bad, reason) in [
+            ("Records", "has an uppercase"),
+            ("acme//records", "has an empty path"),
+            ("acme/records:", "has a tag"),
+            ("acme/records:-x", "has a tag"),
+            ("a b", "must not contain spaces"),
+            ("-records", "has a path component"),
+            ("records@sha256:xyz", "has a digest"),
+            ("host:0/records", "has a registry host"),
+        ] {
+            match image_reference_problem(bad) {
+                Some(problem) => assert!(problem.starts_with(reason), "{bad}: {problem}"),
+                None => panic!("{bad} was taken as an image"),
+            }
+        }
     }
 
     #[test]

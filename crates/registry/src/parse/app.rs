@@ -9,22 +9,12 @@ use std::path::Path;
 use toml::Spanned;
 
 use crate::error::ProblemKind;
+use crate::keys;
 use crate::spec::{AppSpec, LoadOptions, StartupMode, WindowSpec, fallback};
 
 use super::ctx::Ctx;
 use super::paths::{resolve, resolve_command};
 use super::walker::Section;
-
-const APP_KEYS: &[&str] = &[
-    "name",
-    "deployment_env",
-    "startup",
-    "features",
-    "window",
-    "allowed_origins",
-];
-const WINDOW_KEYS: &[&str] = &["command", "args", "cwd", "env"];
-const STARTUP_MODES: &[&str] = &["dependency", "sequential"];
 
 pub(super) fn read_app(
     ctx: &mut Ctx<'_>,
@@ -55,7 +45,7 @@ pub(super) fn read_app(
         spec.features = options.features.clone().unwrap_or_default();
         return spec;
     };
-    app.check_keys(ctx, APP_KEYS);
+    app.check_keys(ctx, &keys::APP);
     match app.word(ctx, "name") {
         Some(name) if name.get_ref().contains(['/', '\\']) => ctx.report(
             "app.name",
@@ -80,7 +70,7 @@ pub(super) fn read_app(
     if let Some(env) = app.word(ctx, "deployment_env") {
         spec.deployment_env = env.into_inner();
     }
-    if let Some(mode) = app.choice(ctx, "startup", STARTUP_MODES) {
+    if let Some(mode) = app.choice(ctx, "startup", keys::STARTUP_MODES) {
         spec.startup = if *mode.get_ref() == "sequential" {
             StartupMode::Sequential
         } else {
@@ -195,7 +185,7 @@ fn origin_problem(origin: &str) -> Option<&'static str> {
 
 /// `[app.window]`; `None` when it has no usable command (the problem is reported).
 fn read_window(ctx: &mut Ctx<'_>, window: &Section<'_, '_>, base_dir: &Path) -> Option<WindowSpec> {
-    window.check_keys(ctx, WINDOW_KEYS);
+    window.check_keys(ctx, &keys::WINDOW);
     let command = window.word(ctx, "command");
     if command.is_none() && window.get("command").is_none() {
         ctx.report(

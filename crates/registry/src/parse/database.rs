@@ -5,13 +5,12 @@
 
 use std::path::Path;
 
+use crate::keys;
 use crate::spec::DatabaseSpec;
 
 use super::ctx::Ctx;
 use super::paths::resolve;
 use super::walker::Section;
-
-const DATABASE_KEYS: &[&str] = &["path", "migrations"];
 
 pub(super) fn read_database(
     ctx: &mut Ctx<'_>,
@@ -21,7 +20,7 @@ pub(super) fn read_database(
     let Some(database) = root.table(ctx, "database") else {
         return DatabaseSpec::default();
     };
-    database.check_keys(ctx, DATABASE_KEYS);
+    database.check_keys(ctx, &keys::DATABASE);
     DatabaseSpec {
         path: database
             .word(ctx, "path")

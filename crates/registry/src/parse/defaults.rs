@@ -7,18 +7,12 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::keys;
+
 use super::ctx::Ctx;
 use super::health::HealthDraft;
 use super::restart::RestartDraft;
 use super::walker::Section;
-
-const DEFAULTS_KEYS: &[&str] = &[
-    "health",
-    "ready_timeout",
-    "stop_timeout",
-    "restart",
-    "metrics_interval",
-];
 
 /// `[defaults]` as written; every service falls back to it key by key.
 #[derive(Default)]
@@ -38,7 +32,7 @@ pub(super) fn read_defaults(
     let Some(defaults) = root.table(ctx, "defaults") else {
         return Defaults::default();
     };
-    defaults.check_keys(ctx, DEFAULTS_KEYS);
+    defaults.check_keys(ctx, &keys::DEFAULTS);
     let health = defaults
         .table(ctx, "health")
         .map(|section| {

@@ -10,23 +10,13 @@ use std::time::Duration;
 use toml::Spanned;
 
 use crate::error::ProblemKind;
+use crate::keys;
 use crate::spec::{HealthCheck, HealthSpec, fallback};
 
 use super::Span;
 use super::ctx::Ctx;
 use super::paths::resolve_command;
 use super::walker::Section;
-
-const HEALTH_KEYS: &[&str] = &[
-    "kind",
-    "path",
-    "command",
-    "args",
-    "interval",
-    "timeout",
-    "failure_threshold",
-];
-const HEALTH_KINDS: &[&str] = &["http", "tcp", "exec", "none"];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -63,15 +53,16 @@ pub(super) struct HealthDraft {
 
 impl HealthDraft {
     pub(super) fn read(ctx: &mut Ctx<'_>, section: &Section<'_, '_>) -> HealthDraft {
-        section.check_keys(ctx, HEALTH_KEYS);
-        let kind = section
-            .choice(ctx, "kind", HEALTH_KINDS)
-            .map(|kind| match *kind.get_ref() {
-                "tcp" => Kind::Tcp,
-                "exec" => Kind::Exec,
-                "none" => Kind::None,
-                _ => Kind::Http,
-            });
+        section.check_keys(ctx, &keys::HEALTH);
+        let kind =
+            section
+                .choice(ctx, "kind", keys::HEALTH_KINDS)
+                .map(|kind| match *kind.get_ref() {
+                    "tcp" => Kind::Tcp,
+                    "exec" => Kind::Exec,
+                    "none" => Kind::None,
+                    _ => Kind::Http,
+                });
         let path = section.word(ctx, "path");
         if let Some(path) = path
             .as_ref()

@@ -1,22 +1,27 @@
 //! Reads a service's `limits = { memory, open_files, processes }`.
 
+use crate::keys;
 use crate::spec::Limits;
 
 use super::ctx::Ctx;
 use super::walker::Section;
 
-const LIMITS_KEYS: &[&str] = &["memory", "open_files", "processes"];
-
-/// The largest rlimit we accept: beyond it the kernel refuses or the number means nothing.
-const MAX_RLIMIT: i128 = 1 << 30;
-
 pub(super) fn read_limits(ctx: &mut Ctx<'_>, section: &Section<'_, '_>) -> Limits {
-    section.check_keys(ctx, LIMITS_KEYS);
+    section.check_keys(ctx, &keys::LIMITS);
     Limits {
         memory: section.size(ctx, "memory"),
-        // A process needs its stdin, stdout and stderr, and most runtimes a few more.
-        open_files: section.bounded(ctx, "open_files", 8, MAX_RLIMIT),
-        processes: section.bounded(ctx, "processes", 1, MAX_RLIMIT),
+        open_files: section.bounded(
+            ctx,
+            "open_files",
+            keys::OPEN_FILES.0.into(),
+            keys::OPEN_FILES.1.into(),
+        ),
+        processes: section.bounded(
+            ctx,
+            "processes",
+            keys::PROCESSES.0.into(),
+            keys::PROCESSES.1.into(),
+        ),
     }
 }
 

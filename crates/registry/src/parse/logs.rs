@@ -3,19 +3,18 @@
 //!
 //! A key left out keeps the SPEC's default from `LogsSpec::default`.
 
+use crate::keys;
 use crate::spec::LogsSpec;
 
 use super::ctx::Ctx;
 use super::walker::Section;
-
-const LOGS_KEYS: &[&str] = &["max_size", "max_files", "tail", "tail_bytes"];
 
 pub(super) fn read_logs(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> LogsSpec {
     let mut spec = LogsSpec::default();
     let Some(logs) = root.table(ctx, "logs") else {
         return spec;
     };
-    logs.check_keys(ctx, LOGS_KEYS);
+    logs.check_keys(ctx, &keys::LOGS);
     if let Some(max_size) = logs.size(ctx, "max_size") {
         spec.max_size = max_size;
     }

@@ -13,6 +13,7 @@ mod app;
 mod ctx;
 mod database;
 mod defaults;
+mod deploy;
 mod expected;
 mod health;
 mod limits;
@@ -31,6 +32,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::error::{LoadError, Problem, ProblemKind};
+use crate::keys;
 use crate::spec::{LoadOptions, Registry};
 
 pub(crate) use self::ctx::Ctx;
@@ -40,8 +42,6 @@ use self::walker::Section;
 
 type Span = Range<usize>;
 type Value<'i> = Spanned<DeValue<'i>>;
-
-const ROOT_KEYS: &[&str] = &["app", "database", "logs", "defaults", "services"];
 
 impl Registry {
     /// Reads, parses and validates the registry file at `path`.
@@ -117,7 +117,7 @@ fn read_registry(
     base_dir: PathBuf,
     options: &LoadOptions,
 ) -> Parsed {
-    root.check_keys(ctx, ROOT_KEYS);
+    root.check_keys(ctx, &keys::ROOT);
     let app = app::read_app(ctx, root, &base_dir, options);
     let database = database::read_database(ctx, root, &base_dir);
     let logs = logs::read_logs(ctx, root);

@@ -8,11 +8,10 @@ use std::collections::BTreeMap;
 
 use toml::Spanned;
 
+use crate::keys;
+
 use super::ctx::Ctx;
 use super::walker::Section;
-
-const PLATFORM_KEYS: &[&str] = &["linux", "macos", "windows"];
-const OVERRIDE_KEYS: &[&str] = &["command", "args", "env", "cwd"];
 
 /// The platform table whose overrides apply to this build.
 pub(super) const CURRENT_PLATFORM: &str = if cfg!(target_os = "windows") {
@@ -43,8 +42,8 @@ pub(super) fn read_platforms(ctx: &mut Ctx<'_>, service: &Section<'_, '_>) -> Ov
     let Some(platforms) = service.table(ctx, "platform") else {
         return current;
     };
-    platforms.check_keys(ctx, PLATFORM_KEYS);
-    for platform in PLATFORM_KEYS {
+    platforms.check_keys(ctx, &keys::PLATFORM);
+    for platform in keys::PLATFORMS {
         let Some(table) = platforms.table(ctx, platform) else {
             continue;
         };
@@ -57,7 +56,7 @@ pub(super) fn read_platforms(ctx: &mut Ctx<'_>, service: &Section<'_, '_>) -> Ov
 }
 
 fn read_overrides(ctx: &mut Ctx<'_>, table: &Section<'_, '_>) -> Overrides {
-    table.check_keys(ctx, OVERRIDE_KEYS);
+    table.check_keys(ctx, &keys::OVERRIDES);
     Overrides {
         command: table.word(ctx, "command").map(Spanned::into_inner),
         command_given: table.get("command").is_some(),

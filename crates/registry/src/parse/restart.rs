@@ -6,12 +6,11 @@
 
 use std::time::Duration;
 
+use crate::keys;
 use crate::spec::{RestartSpec, fallback};
 
 use super::ctx::Ctx;
 use super::walker::Section;
-
-const RESTART_KEYS: &[&str] = &["max_retries", "backoff", "backoff_max", "reset_after"];
 
 /// A `restart` table as written: only the keys it names are `Some`.
 #[derive(Clone, Copy, Default)]
@@ -24,7 +23,7 @@ pub(super) struct RestartDraft {
 
 impl RestartDraft {
     pub(super) fn read(ctx: &mut Ctx<'_>, section: &Section<'_, '_>) -> RestartDraft {
-        section.check_keys(ctx, RESTART_KEYS);
+        section.check_keys(ctx, &keys::RESTART);
         RestartDraft {
             max_retries: section.bounded(ctx, "max_retries", 0, i128::from(u32::MAX)),
             backoff: section.duration(ctx, "backoff"),

@@ -12,11 +12,13 @@ use toml::Spanned;
 use toml::de::DeValue;
 
 use crate::error::ProblemKind;
+use crate::keys;
 use crate::spec::{Selection, ServiceSpec, fallback};
 
 use super::Span;
 use super::ctx::Ctx;
 use super::defaults::Defaults;
+use super::deploy::read_deploy;
 use super::expected::{Expected, wrong_type_with_help};
 use super::health::HealthDraft;
 use super::limits::read_limits;
@@ -24,25 +26,6 @@ use super::paths::{resolve, resolve_command};
 use super::platform::{CURRENT_PLATFORM, read_platforms};
 use super::restart::RestartDraft;
 use super::walker::Section;
-
-const SERVICE_KEYS: &[&str] = &[
-    "port",
-    "command",
-    "args",
-    "cwd",
-    "env",
-    "depends_on",
-    "critical",
-    "feature",
-    "enabled",
-    "platform",
-    "health",
-    "ready_timeout",
-    "stop_timeout",
-    "restart",
-    "metrics_interval",
-    "limits",
-];
 
 /// Where a service's cross-checked values are written.
 pub(crate) struct ServicePlaces {
@@ -128,7 +111,7 @@ fn read_service(
             Some("use letters, digits, - and _ (starting with a letter or digit): the name is used in log file names and SERVICE_NAME"),
         );
     }
-    service.check_keys(ctx, SERVICE_KEYS);
+    service.check_keys(ctx, &keys::SERVICE);
 
     let mut port_span = None;
     let mut port = 0;
@@ -247,6 +230,10 @@ fn read_service(
         limits: service
             .table(ctx, "limits")
             .map(|section| read_limits(ctx, &section))
+            .unwrap_or_default(),
+        deploy: service
+            .table(ctx, "deploy")
+            .map(|section| read_deploy(ctx, &section))
             .unwrap_or_default(),
     };
     let places = ServicePlaces {

@@ -11,6 +11,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::error::ProblemKind;
+use crate::keys;
 use crate::suggest::closest;
 
 use super::ctx::Ctx;
@@ -48,7 +49,8 @@ impl<'a, 'i> Section<'a, 'i> {
     }
 
     /// Reports every key not in `known`, suggesting the closest known one.
-    pub(super) fn check_keys(&self, ctx: &mut Ctx<'_>, known: &[&'static str]) {
+    pub(super) fn check_keys(&self, ctx: &mut Ctx<'_>, table: &keys::Table) {
+        let known = table.names();
         let mut keys: Vec<&Spanned<_>> = self.table.keys().collect();
         keys.sort_by_key(|key| key.span().start);
         for key in keys {
@@ -301,10 +303,27 @@ mod tests {
     #[test]
     fn unknown_keys_are_reported_in_file_order_with_the_closest_known_key() {
         let text = "zzz = 1\nprot = 2\n[x]\ncomand = 3\n";
+        const fn key(name: &'static str) -> keys::Key {
+            keys::Key {
+                name,
+                value: keys::Type::String,
+                default: None,
+                required: false,
+                description: "",
+            }
+        }
+        static ROOT: keys::Table = keys::Table {
+            description: "",
+            keys: &[key("port"), key("x")],
+        };
+        static X: keys::Table = keys::Table {
+            description: "",
+            keys: &[key("command")],
+        };
         let (_, problems) = read_toml(text, |ctx, root| {
-            root.check_keys(ctx, &["port", "x"]);
+            root.check_keys(ctx, &ROOT);
             if let Some(x) = root.table(ctx, "x") {
-                x.check_keys(ctx, &["command"]);
+                x.check_keys(ctx, &X);
             }
         });
         assert_eq!(
