@@ -41,6 +41,8 @@ pub(crate) fn run(args: &MigrateArgs, target: &Target) -> Result<(), Failure> {
     let _lock = loop {
         match instance::lock(&user_data) {
             Err(Failure::AlreadyRunning(_)) if Instant::now() < deadline => {
+                // A blocking flock has no timeout, so --lock-timeout is a poll of the
+                // non-blocking one: the sleep paces retries, it synchronises nothing.
                 std::thread::sleep(LOCK_RETRY);
             }
             result => break result?,
