@@ -26,6 +26,7 @@ export type EventName =
   | "app:metrics"
   | "app:reloaded"
   | "app:reload-failed"
+  | "logs:entry"
   | "resync"
   | "lagged";
 
@@ -187,7 +188,15 @@ migrationsRun: number, } } | { "event": "app:health-changed", "data": AppHealth 
 /**
  * Every problem, as `app:reload` would answer them.
  */
-errors: Array<string>, } } | { "event": "resync", "data": {
+errors: Array<string>, } } | { "event": "logs:entry", "data": {
+/**
+ * The lines, oldest first (services interleaved as they were captured).
+ */
+entries: Array<LogEntry>,
+/**
+ * Lines left out of `entries`, per service.
+ */
+skipped: Array<SkippedLines>, } } | { "event": "resync", "data": {
 /**
  * The oldest event id still buffered.
  */
@@ -520,6 +529,24 @@ memoryBytes: number | null,
  * Processes in its tree at the last sample; null like `cpuPercent`.
  */
 processes: number | null, };
+
+/**
+ * Log lines a `logs:entry` event left out.
+ */
+export type SkippedLines = {
+/**
+ * The service whose lines they were; `None` when the stream fell behind and the lines'
+ * services are not known.
+ */
+serviceName: string | null,
+/**
+ * How many.
+ */
+lines: number,
+/**
+ * Where they all are: the service's log file (or the log directory, without a service).
+ */
+file: string, };
 
 /**
  * Response of `logs:clear`.

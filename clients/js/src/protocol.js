@@ -25,6 +25,7 @@ export const EVENTS = Object.freeze([
   "app:metrics",
   "app:reloaded",
   "app:reload-failed",
+  "logs:entry",
   "resync",
   "lagged",
 ]);

@@ -17,6 +17,7 @@
 mod auth;
 mod client;
 mod info;
+mod panel;
 mod routes;
 mod server;
 mod sse;

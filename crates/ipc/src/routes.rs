@@ -1,5 +1,6 @@
-//! What each request means: the `Host` and token checks, the two routes (`POST /ipc/<channel>`,
-//! `GET /events`), body limits and parsing, and the mapping of every channel onto one call on
+//! What each request means: the `Host` and token checks, the routes (`POST /ipc/<channel>`,
+//! `GET /events`, and the debug panel's files at `GET /` and `/panel/…`, served without the
+//! token), body limits and parsing, and the mapping of every channel onto one call on
 //! the [`Conductor`] handle, with JSON error bodies that say what was wrong and what to do.
 //! It knows nothing about sockets or connection lifetimes (see `server`).
 //!
@@ -11,7 +12,8 @@
 //! an allowed origin is answered before the token check.
 //!
 //! CORS: only an origin in [`State::allowed_origins`] gets CORS headers, its own value echoed
-//! (never `*`); a request without `Origin` (the CLI, Node, curl) is served as before.
+//! (never `*`); a request without `Origin` (the CLI, Node, curl) is served as before, and so is
+//! one from the server's own origin (the panel's page).
 
 use std::{convert::Infallible, sync::Arc, time::Duration};
 
@@ -31,7 +33,7 @@ use hyper::{
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::watch;
 
-use crate::{auth, sse::SseBody};
+use crate::{auth, panel, sse::SseBody};
 
 /// A client must finish sending its request body within this time.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -141,6 +143,11 @@ fn check_origin(
     let Some(origin) = request.headers().get(header::ORIGIN) else {
         return Ok(None);
     };
+    if is_own_origin(request, origin) {
+        // The debug panel, served from here: browsers send `Origin` on its POSTs. Same
+        // origin, so no CORS headers.
+        return Ok(None);
+    }
     if state
         .allowed_origins
         .iter()
@@ -156,6 +163,19 @@ fn check_origin(
             String::from_utf8_lossy(origin.as_bytes())
         ),
     ))
+}
+
+/// Whether `origin` is this server's own, `http://<Host>`; the `Host` check has already made
+/// sure that is a loopback name, so a page of another site (DNS rebinding included) never
+/// matches.
+fn is_own_origin(request: &Request<Incoming>, origin: &HeaderValue) -> bool {
+    let Some(host) = request.headers().get(header::HOST) else {
+        return false;
+    };
+    origin
+        .as_bytes()
+        .strip_prefix(b"http://")
+        .is_some_and(|rest| rest.eq_ignore_ascii_case(host.as_bytes()))
 }
 
 /// The answer to a CORS preflight from an allowed origin: it carries no token, and says which
@@ -184,6 +204,15 @@ async fn route(
     request: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, ApiError> {
     let path = request.uri().path().to_owned();
+    if panel::is_panel_path(&path) {
+        // The page and its modules hold no secret; the page brings the token to the API.
+        if request.method() != Method::GET {
+            return Err(
+                method_not_allowed(&request, "GET").with_header(header::ALLOW, "GET")
+            );
+        }
+        return panel::asset(&path).map_err(|(status, message)| ApiError::new(status, message));
+    }
     let query = request.uri().query().unwrap_or("").to_owned();
     // Browsers' EventSource cannot set headers, so the event stream also takes `?token=`.
     // Only there: a token in a URL ends up in histories and logs.
@@ -206,7 +235,7 @@ async fn route(
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!(
-                "no such path {path:?}; the control API serves POST /ipc/<channel> and GET /events"
+                "no such path {path:?}; the control API serves POST /ipc/<channel>, GET /events and the debug panel at GET /"
             ),
         ));
     };

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{AppHealth, AppMetrics, ReloadSummary, ServiceStatus};
+use crate::{AppHealth, AppMetrics, LogEntry, ReloadSummary, ServiceStatus};
 
 /// One event. Serialised with its wire name as tag so that a log or a test can hold any event;
 /// on the SSE stream only the payload goes into `data:` (see [`Event::payload_json`]).
@@ -53,6 +53,18 @@ pub enum Event {
         /// Every problem, as `app:reload` would answer them.
         errors: Vec<String>,
     },
+    /// Our extension: log lines captured since the previous `logs:entry`, at most one event per
+    /// 200 ms. Rate-bounded, so a flooding service cannot starve a page or conductor: past 100
+    /// lines of one service (or 500 in all) in one event the rest are counted in `skipped`, and
+    /// the whole of them is in the service's log file. Live only: a reconnecting client is not
+    /// replayed these (it reads `logs:get` instead).
+    #[serde(rename = "logs:entry", rename_all = "camelCase")]
+    LogsEntry {
+        /// The lines, oldest first (services interleaved as they were captured).
+        entries: Vec<LogEntry>,
+        /// Lines left out of `entries`, per service.
+        skipped: Vec<SkippedLines>,
+    },
     /// The client reconnected with a `Last-Event-ID` older than the replay buffer holds:
     /// it missed events and should fetch `services:get-all` again.
     #[serde(rename = "resync", rename_all = "camelCase")]
@@ -66,6 +78,21 @@ pub enum Event {
         /// How many events it missed.
         missed: u64,
     },
+}
+
+/// Log lines a `logs:entry` event left out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct SkippedLines {
+    /// The service whose lines they were; `None` when the stream fell behind and the lines'
+    /// services are not known.
+    pub service_name: Option<String>,
+    /// How many.
+    #[cfg_attr(feature = "typescript", ts(type = "number"))]
+    pub lines: u64,
+    /// Where they all are: the service's log file (or the log directory, without a service).
+    pub file: String,
 }
 
 /// The wire names of the events, as used in the SSE `event:` field.
@@ -85,6 +112,8 @@ pub enum EventName {
     AppReloaded,
     /// `app:reload-failed`
     AppReloadFailed,
+    /// `logs:entry`
+    LogsEntry,
     /// `resync`
     Resync,
     /// `lagged`
@@ -93,7 +122,7 @@ pub enum EventName {
 
 impl EventName {
     /// Every event name, in the order of [`Event`]'s variants.
-    pub const ALL: [EventName; 9] = [
+    pub const ALL: [EventName; 10] = [
         EventName::ServiceStatusChanged,
         EventName::ServiceError,
         EventName::DatabaseInitialized,
@@ -101,6 +130,7 @@ impl EventName {
         EventName::AppMetrics,
         EventName::AppReloaded,
         EventName::AppReloadFailed,
+        EventName::LogsEntry,
         EventName::Resync,
         EventName::Lagged,
     ];
@@ -115,6 +145,7 @@ impl EventName {
             EventName::AppMetrics => "app:metrics",
             EventName::AppReloaded => "app:reloaded",
             EventName::AppReloadFailed => "app:reload-failed",
+            EventName::LogsEntry => "logs:entry",
             EventName::Resync => "resync",
             EventName::Lagged => "lagged",
         }
@@ -132,6 +163,7 @@ impl Event {
             Event::AppMetrics(_) => EventName::AppMetrics,
             Event::AppReloaded(_) => EventName::AppReloaded,
             Event::AppReloadFailed { .. } => EventName::AppReloadFailed,
+            Event::LogsEntry { .. } => EventName::LogsEntry,
             Event::Resync { .. } => EventName::Resync,
             Event::Lagged { .. } => EventName::Lagged,
         }

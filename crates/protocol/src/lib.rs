@@ -18,7 +18,7 @@ pub mod typescript;
 pub use crate::{
     channel::{Channel, UnknownChannel},
     error_text::error_chain,
-    event::{Event, EventName},
+    event::{Event, EventName, SkippedLines},
     messages::{
         AppHealth, AppHealthStatus, DEFAULT_LOG_LINES, DatabaseInitResponse, DatabaseStatus,
         ErrorBody, GetPathRequest, GetPathResponse, IpcInfo, LogEntry, LogLevel, LogsGetRequest,

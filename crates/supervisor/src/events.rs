@@ -96,6 +96,25 @@ impl EventBus {
         let _ = self.sender.send(sequenced);
     }
 
+    /// Sends `event` to the live subscribers only: it is not kept for replay (`logs:entry`,
+    /// whose lines a reconnecting client reads from `logs:get`, and which would otherwise push
+    /// the events that matter out of the buffer). It carries the id of the newest buffered
+    /// event, so a client that reconnects after it is replayed exactly what it missed.
+    pub(crate) fn publish_live(&self, event: Event) {
+        let ring = lock(&self.ring);
+        let sequenced = Arc::new(Sequenced {
+            id: ring.next_id - 1,
+            event,
+        });
+        let _ = self.sender.send(sequenced);
+    }
+
+    /// Whether anyone listens (an open event stream): live-only events are not even built
+    /// otherwise.
+    pub(crate) fn has_subscribers(&self) -> bool {
+        self.sender.receiver_count() > 0
+    }
+
     /// Subscribes; `last_event_id` is the id the client saw last, if it is reconnecting.
     ///
     /// `None`: live events only. `Some(0)`: everything this run still buffers (a client that

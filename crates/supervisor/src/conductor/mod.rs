@@ -41,7 +41,7 @@ pub use self::{
 };
 use self::{
     run_state::{write_run_state, write_run_state_now},
-    tasks::{forward_log_problems, reap_adopted_orphans, supervise_owner_task},
+    tasks::{forward_log_problems, publish_live_logs, reap_adopted_orphans, supervise_owner_task},
 };
 use crate::{
     events::{EventBus, Subscription},
@@ -237,6 +237,11 @@ impl Conductor {
             }
         }
         tasks.spawn(forward_log_problems(logs.problems(), shared.clone()));
+        tasks.spawn(publish_live_logs(
+            logs.clone(),
+            shared.clone(),
+            paths.logs.clone(),
+        ));
         let metrics = Arc::new(MetricsStore::new(
             &registry
                 .services

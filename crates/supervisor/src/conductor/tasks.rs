@@ -1,5 +1,6 @@
 //! The fleet's background tasks: each service's owner task under its panic supervisor, the
-//! forwarder of log problems to `service:error`, and the reaper of adopted orphans.
+//! forwarder of log problems to `service:error`, the publisher of `logs:entry`, and the reaper
+//! of adopted orphans.
 
 use std::sync::{Arc, Mutex};
 
@@ -22,6 +23,80 @@ pub(super) async fn forward_log_problems(
             Ok(problem) => shared.report_error(&problem.service, problem.message),
             Err(RecvError::Lagged(_)) => continue,
             Err(RecvError::Closed) => break,
+        }
+    }
+}
+
+/// At most one `logs:entry` per this long.
+pub(crate) const LIVE_LOGS_PERIOD: std::time::Duration = std::time::Duration::from_millis(200);
+/// Lines of one service in one `logs:entry`, at most.
+pub(crate) const LIVE_LOGS_PER_SERVICE: usize = 100;
+/// Lines in one `logs:entry`, at most.
+pub(crate) const LIVE_LOGS_TOTAL: usize = 500;
+
+/// Publishes the captured lines as `logs:entry` events while anyone listens to the event
+/// stream: at most one event per [`LIVE_LOGS_PERIOD`], within [`LIVE_LOGS_PER_SERVICE`] and
+/// [`LIVE_LOGS_TOTAL`] lines, the rest counted per service with its log file. So a service
+/// logging 10 000 lines a second costs a page 5 small events a second, and conductor one pass
+/// over lines it already holds. With nobody listening it does not subscribe to the lines, so
+/// the capture does not copy them.
+pub(super) async fn publish_live_logs(
+    logs: conductor_logs::Logs,
+    shared: Arc<Shared>,
+    log_dir: std::path::PathBuf,
+) {
+    use std::collections::BTreeMap;
+
+    use conductor_protocol::{Event, SkippedLines};
+    use tokio::sync::broadcast::error::TryRecvError;
+
+    let mut tick = tokio::time::interval(LIVE_LOGS_PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut lines = None;
+    loop {
+        tick.tick().await;
+        if !shared.bus.has_subscribers() {
+            lines = None;
+            continue;
+        }
+        let receiver = lines.get_or_insert_with(|| logs.subscribe());
+        let mut entries = Vec::new();
+        let mut per_service: BTreeMap<String, (usize, u64)> = BTreeMap::new();
+        let mut unattributed = 0;
+        loop {
+            match receiver.try_recv() {
+                Ok(entry) => {
+                    let (kept, skipped) = per_service.entry(entry.service.clone()).or_default();
+                    if *kept < LIVE_LOGS_PER_SERVICE && entries.len() < LIVE_LOGS_TOTAL {
+                        *kept += 1;
+                        entries.push(entry);
+                    } else {
+                        *skipped += 1;
+                    }
+                }
+                Err(TryRecvError::Lagged(n_missed)) => unattributed += n_missed,
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Closed) => return,
+            }
+        }
+        let mut skipped: Vec<SkippedLines> = per_service
+            .into_iter()
+            .filter(|(_, (_, skipped))| *skipped > 0)
+            .map(|(service, (_, lines))| SkippedLines {
+                file: log_dir.join(format!("{service}.log")).display().to_string(),
+                service_name: Some(service),
+                lines,
+            })
+            .collect();
+        if unattributed > 0 {
+            skipped.push(SkippedLines {
+                service_name: None,
+                lines: unattributed,
+                file: log_dir.display().to_string(),
+            });
+        }
+        if !entries.is_empty() || !skipped.is_empty() {
+            shared.bus.publish_live(Event::LogsEntry { entries, skipped });
         }
     }
 }
