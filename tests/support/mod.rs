@@ -7,6 +7,8 @@
 //! It deliberately knows nothing about fake-service beyond its path: tests write their own
 //! registries, so the same guard drives programs that are not ours.
 
+pub mod tmux;
+
 use std::{
     io::{BufRead, BufReader, Read, Write},
     net::TcpStream,

@@ -9,6 +9,7 @@ mod export;
 mod failure;
 mod instance;
 mod migrate;
+mod open;
 mod registry_choice;
 mod remote;
 mod status;
@@ -44,6 +45,9 @@ enum Command {
     Schema,
     /// Wait until a service answers its probe (exported systemd units run it).
     WaitReady(wait_ready::WaitArgs),
+    /// Print the debug panel's URL (with its token) and open it in the browser when there is
+    /// a display.
+    Open(open::OpenArgs),
     #[command(flatten)]
     Remote(remote::Remote),
 }
@@ -58,6 +62,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Export(args) => export::run(&args, cli.target.registry.as_deref()),
         Command::Schema => export::schema(),
         Command::WaitReady(args) => Ok(wait_ready::run(&args)?),
+        Command::Open(args) => Ok(open::run(&args, &cli.target)?),
         Command::Remote(remote::Remote::Db(remote::DbCommand::Migrate(args))) => {
             migrate::run(&args, &cli.target)
         }

@@ -12,8 +12,8 @@ use std::{
 use anyhow::{Context, bail};
 use conductor_ipc::Client;
 use conductor_protocol::{
-    Channel, DatabaseInitResponse, DatabaseStatus, GetPathRequest, GetPathResponse, LogEntry,
-    LogsGetRequest, LogsGetResponse, PathName, ReloadRequest, ReloadResponse,
+    Channel, DatabaseInitResponse, DatabaseStatus, GetPathRequest, GetPathResponse, IpcInfo,
+    LogEntry, LogsGetRequest, LogsGetResponse, PathName, ReloadRequest, ReloadResponse,
     ServiceActionResponse, ServiceRequest, ServiceStatus, SuccessResponse,
 };
 use conductor_registry::LoadOptions;
@@ -97,6 +97,12 @@ pub(crate) enum DbCommand {
 }
 
 fn client(target: &Target) -> anyhow::Result<(Client, PathBuf)> {
+    let (info, user_data) = running_instance(target)?;
+    Ok((Client::new(info), user_data))
+}
+
+/// The `ipc.json` of the instance `target` names, and its data directory.
+pub(crate) fn running_instance(target: &Target) -> anyhow::Result<(IpcInfo, PathBuf)> {
     let app_name = match &target.data_dir {
         Some(_) => String::new(),
         None => {
@@ -106,7 +112,7 @@ fn client(target: &Target) -> anyhow::Result<(Client, PathBuf)> {
     };
     let user_data = instance::data_dir(target.data_dir.as_deref(), &app_name)?;
     let info = conductor_ipc::read_info(&user_data)?;
-    Ok((Client::new(info), user_data))
+    Ok((info, user_data))
 }
 
 pub(crate) fn run(command: &Remote, target: &Target) -> anyhow::Result<()> {

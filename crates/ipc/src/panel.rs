@@ -30,7 +30,11 @@ const CSS: &str = "text/css; charset=utf-8";
 const ASSETS: &[(&str, &str, &str)] = &[
     ("/", HTML, include_str!("../panel/index.html")),
     ("/panel/", HTML, include_str!("../panel/index.html")),
-    ("/panel/panel.js", JAVASCRIPT, include_str!("../panel/panel.js")),
+    (
+        "/panel/panel.js",
+        JAVASCRIPT,
+        include_str!("../panel/panel.js"),
+    ),
     ("/panel/panel.css", CSS, include_str!("../panel/panel.css")),
     (
         "/panel/client/index.js",
@@ -63,9 +67,7 @@ pub(crate) fn asset(path: &str) -> Result<Response<ResponseBody>, (StatusCode, S
             format!("no such file of the debug panel: {path:?}; the panel is at GET /"),
         ));
     };
-    let mut response = Response::new(Either::Left(Full::new(Bytes::from_static(
-        text.as_bytes(),
-    ))));
+    let mut response = Response::new(Either::Left(Full::new(Bytes::from_static(text.as_bytes()))));
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(

@@ -207,9 +207,7 @@ async fn route(
     if panel::is_panel_path(&path) {
         // The page and its modules hold no secret; the page brings the token to the API.
         if request.method() != Method::GET {
-            return Err(
-                method_not_allowed(&request, "GET").with_header(header::ALLOW, "GET")
-            );
+            return Err(method_not_allowed(&request, "GET").with_header(header::ALLOW, "GET"));
         }
         return panel::asset(&path).map_err(|(status, message)| ApiError::new(status, message));
     }

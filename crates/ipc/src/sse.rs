@@ -103,14 +103,14 @@ impl Feed {
             return None;
         }
         if let Some(event) = self.missed.pop_front() {
-            return Some((encode(Some(event.id), &event.event), self));
+            return Some((encode_sequenced(&event), self));
         }
         let frame = tokio::select! {
             // Shutdown first, so a busy stream cannot hold the server open.
             biased;
             _ = crate::server::stopped(&mut self.shutdown) => return None,
             received = self.live.recv() => match received {
-                Ok(event) => encode(Some(event.id), &event.event),
+                Ok(event) => encode_sequenced(&event),
                 Err(broadcast::error::RecvError::Lagged(n_missed)) => {
                     self.ended = true;
                     // No `id:`: the client's Last-Event-ID stays at the last event it really
@@ -123,6 +123,12 @@ impl Feed {
         };
         Some((frame, self))
     }
+}
+
+/// A published event in SSE framing: with its `id:`, unless it is live only.
+fn encode_sequenced(event: &Sequenced) -> Bytes {
+    let id = (!event.event.is_live_only()).then_some(event.id);
+    encode(id, &event.event)
 }
 
 /// One event in SSE framing. The payload is single-line JSON (serde_json escapes newlines in

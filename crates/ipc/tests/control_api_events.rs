@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{Fixture, parse_response};
 use conductor_ipc::EventStream;
 use conductor_protocol::{Channel, Event, ServiceActionResponse, ServiceRequest, ServiceState};
-use conductor_test_support::DEADLINE;
+use conductor_test_support::{DEADLINE, free_port};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 fn service(name: &str) -> ServiceRequest {
@@ -24,6 +24,10 @@ async fn until_alpha_is(stream: &mut EventStream, state: ServiceState) -> Vec<(u
     let outcome = tokio::time::timeout(DEADLINE, async {
         while let Some(next) = stream.next().await {
             let (id, event) = next.expect("events decode");
+            // Log lines (live only, without ids) are not what these tests follow.
+            if event.is_live_only() {
+                continue;
+            }
             let done = matches!(&event, Event::ServiceStatusChanged { service_name, status } if service_name == "alpha" && status.status == state);
             seen.push((id, event));
             if done {
@@ -147,9 +151,17 @@ async fn server_shutdown_ends_open_event_streams() {
     tokio::time::timeout(DEADLINE, server.shutdown())
         .await
         .expect("shutdown does not wait on the stream");
-    let end = tokio::time::timeout(DEADLINE, stream.next())
-        .await
-        .expect("the stream ends");
+    let end = tokio::time::timeout(DEADLINE, async {
+        loop {
+            match stream.next().await {
+                // Log lines written before the shutdown may still be on their way.
+                Some(Ok((_, event))) if event.is_live_only() => continue,
+                other => return other,
+            }
+        }
+    })
+    .await
+    .expect("the stream ends");
     assert!(end.is_none(), "{end:?}");
     fixture.finish().await;
 }
@@ -241,5 +253,84 @@ async fn event_streams_beyond_the_cap_are_refused_until_one_closes() {
     .await;
     assert!(reopened.is_ok(), "no place freed after a stream closed");
     drop(streams);
+    fixture.finish().await;
+}
+
+/// Issue 16: new log lines reach the stream as `logs:entry`, at most one event per 200 ms and
+/// 100 lines of a service per event; a flooding service's excess is counted with its file,
+/// and it does not crowd out a quiet service's line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_log_lines_are_rate_bounded_and_a_flood_does_not_starve_a_quiet_service() {
+    let extra = format!(
+        "\n[services.flood]\nport = {}\ncommand = {:?}\nenv = {{ FAKE_REQUIRE_DB = \"0\", FAKE_LOG_RATE = \"1000\" }}\n",
+        free_port(),
+        fake_service::binary().display().to_string(),
+    );
+    let fixture = Fixture::with("events-logs", true, Duration::from_secs(15), &extra).await;
+    let client = fixture.client();
+    let mut stream = client.events(None).await.unwrap();
+    let subscribed = std::time::Instant::now();
+    let answer: ServiceActionResponse = client
+        .call(Channel::ServicesRestart, Some(&service("alpha")))
+        .await
+        .unwrap();
+    assert!(answer.success, "{answer:?}");
+
+    let mut n_events = 0u32;
+    let mut alpha_line = None;
+    let mut flood_skipped = None;
+    let outcome = tokio::time::timeout(DEADLINE, async {
+        while let Some(next) = stream.next().await {
+            let (_, event) = next.expect("events decode");
+            let Event::LogsEntry { entries, skipped } = event else {
+                continue;
+            };
+            n_events += 1;
+            assert!(
+                entries.len() <= 500,
+                "{} entries in one event",
+                entries.len()
+            );
+            for name in ["alpha", "beta", "flood"] {
+                let n = entries.iter().filter(|e| e.service == name).count();
+                assert!(n <= 100, "{n} lines of {name} in one event");
+            }
+            if let Some(entry) = entries
+                .iter()
+                .find(|e| e.service == "alpha" && e.message.contains("starting attempt"))
+            {
+                alpha_line = Some(entry.message.clone());
+            }
+            if let Some(lines) = skipped
+                .iter()
+                .find(|s| s.service_name.as_deref() == Some("flood"))
+            {
+                flood_skipped = Some(lines.clone());
+            }
+            if alpha_line.is_some() && flood_skipped.is_some() && n_events >= 5 {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    let elapsed = subscribed.elapsed();
+    assert_eq!(
+        outcome,
+        Ok(true),
+        "after {n_events} logs:entry events: alpha's line {alpha_line:?}, flood skipped {flood_skipped:?}"
+    );
+    // One event per 200 ms at most (one more for the tick already due when the stream opened).
+    let most = elapsed.as_millis() / 200 + 2;
+    assert!(
+        u128::from(n_events) <= most,
+        "{n_events} events in {elapsed:?}: more than one per 200 ms"
+    );
+    let skipped = flood_skipped.unwrap_or_else(|| unreachable!());
+    assert!(skipped.lines > 0, "{skipped:?}");
+    assert!(
+        skipped.file.ends_with("flood.log") && std::path::Path::new(&skipped.file).is_file(),
+        "the skipped lines name the service's log file: {skipped:?}"
+    );
     fixture.finish().await;
 }

@@ -169,6 +169,13 @@ impl Event {
         }
     }
 
+    /// Whether the event goes to live subscribers only, never into the replay buffer and with
+    /// no SSE `id:` (so a client's `Last-Event-ID` stays at the last event it can be replayed
+    /// from): `logs:entry`, whose lines a reconnecting client reads with `logs:get`.
+    pub fn is_live_only(&self) -> bool {
+        matches!(self, Event::LogsEntry { .. })
+    }
+
     /// The JSON of the payload alone: what goes into the SSE `data:` field.
     pub fn payload_json(&self) -> String {
         let tagged = serde_json::to_value(self).expect("an event always serialises to JSON");

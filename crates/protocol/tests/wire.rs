@@ -256,6 +256,26 @@ fn events() {
         Event::AppReloadFailed {
             errors: vec!["conductor.toml:3:8: services.records.port: port 80 is below 1024".into()],
         },
+        Event::LogsEntry {
+            entries: vec![LogEntry {
+                timestamp: "2026-11-25T10:00:03.004Z".into(),
+                service: "records".into(),
+                level: LogLevel::Warn,
+                message: "slow query: 412 ms".into(),
+            }],
+            skipped: vec![
+                SkippedLines {
+                    service_name: Some("records".into()),
+                    lines: 9_900,
+                    file: "/data/logs/records.log".into(),
+                },
+                SkippedLines {
+                    service_name: None,
+                    lines: 12,
+                    file: "/data/logs".into(),
+                },
+            ],
+        },
         Event::Resync {
             oldest_available: 120,
         },
@@ -363,6 +383,30 @@ fn arb_event() -> impl Strategy<Value = Event> {
             }
         }),
         arb_health().prop_map(Event::AppHealthChanged),
+        (
+            proptest::collection::vec(
+                (arb_text(), arb_text(), arb_level(), arb_text()).prop_map(
+                    |(timestamp, service, level, message)| LogEntry {
+                        timestamp,
+                        service,
+                        level,
+                        message,
+                    }
+                ),
+                0..3
+            ),
+            proptest::option::of(arb_text()),
+            any::<u64>(),
+            arb_text(),
+        )
+            .prop_map(|(entries, service_name, lines, file)| Event::LogsEntry {
+                entries,
+                skipped: vec![SkippedLines {
+                    service_name,
+                    lines,
+                    file
+                }],
+            }),
         any::<u64>().prop_map(|oldest_available| Event::Resync { oldest_available }),
         any::<u64>().prop_map(|missed| Event::Lagged { missed }),
     ]

@@ -52,6 +52,9 @@ pub(crate) struct EventBus {
     // subscriber's replay and its live stream neither overlap nor leave a gap.
     ring: Arc<Mutex<Ring>>,
     sender: broadcast::Sender<Arc<Sequenced>>,
+    /// Woken by each subscribe, so a task that works only while someone listens
+    /// (`publish_live_logs`) starts at once rather than at its next poll.
+    subscribed: Arc<tokio::sync::Notify>,
     replay_capacity: usize,
 }
 
@@ -77,11 +80,15 @@ impl EventBus {
                 buffer: VecDeque::new(),
             })),
             sender,
+            subscribed: Arc::new(tokio::sync::Notify::new()),
             replay_capacity: replay_capacity.max(1),
         }
     }
 
     pub(crate) fn publish(&self, event: Event) {
+        if event.is_live_only() {
+            return self.publish_live(event);
+        }
         let mut ring = lock(&self.ring);
         let sequenced = Arc::new(Sequenced {
             id: ring.next_id,
@@ -98,9 +105,10 @@ impl EventBus {
 
     /// Sends `event` to the live subscribers only: it is not kept for replay (`logs:entry`,
     /// whose lines a reconnecting client reads from `logs:get`, and which would otherwise push
-    /// the events that matter out of the buffer). It carries the id of the newest buffered
-    /// event, so a client that reconnects after it is replayed exactly what it missed.
-    pub(crate) fn publish_live(&self, event: Event) {
+    /// the events that matter out of the buffer). Its id is the newest buffered event's, and
+    /// the stream writes it without `id:` ([`Event::is_live_only`]), so a client's
+    /// `Last-Event-ID` stays where a replay can resume.
+    fn publish_live(&self, event: Event) {
         let ring = lock(&self.ring);
         let sequenced = Arc::new(Sequenced {
             id: ring.next_id - 1,
@@ -115,6 +123,11 @@ impl EventBus {
         self.sender.receiver_count() > 0
     }
 
+    /// Resolves once someone subscribes (or has subscribed since the last call).
+    pub(crate) async fn subscribed(&self) {
+        self.subscribed.notified().await;
+    }
+
     /// Subscribes; `last_event_id` is the id the client saw last, if it is reconnecting.
     ///
     /// `None`: live events only. `Some(0)`: everything this run still buffers (a client that
@@ -125,6 +138,7 @@ impl EventBus {
     pub(crate) fn subscribe(&self, last_event_id: Option<u64>) -> Subscription {
         let ring = lock(&self.ring);
         let live = self.sender.subscribe();
+        self.subscribed.notify_one();
         let newest = ring.next_id - 1;
         let oldest = ring.buffer.front().map_or(ring.next_id, |e| e.id);
         let after = match last_event_id {

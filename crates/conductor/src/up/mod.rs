@@ -218,6 +218,8 @@ async fn serve(
         }
         _ => (None, None),
     };
+    // The last startup line, so a newcomer's first command ends with a page to open.
+    say!("  {}", crate::open::panel_line(&api.info, &paths.user_data));
     let _ = std::io::stdout().flush();
     let reason = loop {
         tokio::select! {

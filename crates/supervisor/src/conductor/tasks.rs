@@ -39,7 +39,7 @@ pub(crate) const LIVE_LOGS_TOTAL: usize = 500;
 /// [`LIVE_LOGS_TOTAL`] lines, the rest counted per service with its log file. So a service
 /// logging 10 000 lines a second costs a page 5 small events a second, and conductor one pass
 /// over lines it already holds. With nobody listening it does not subscribe to the lines, so
-/// the capture does not copy them.
+/// the capture does not copy them; it subscribes the moment a stream opens.
 pub(super) async fn publish_live_logs(
     logs: conductor_logs::Logs,
     shared: Arc<Shared>,
@@ -54,12 +54,22 @@ pub(super) async fn publish_live_logs(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut lines = None;
     loop {
+        if lines.is_none() {
+            while !shared.bus.has_subscribers() {
+                shared.bus.subscribed().await;
+            }
+            // Right when the first stream opens, so its lines start there.
+            lines = Some(logs.subscribe());
+            tick.reset();
+        }
         tick.tick().await;
         if !shared.bus.has_subscribers() {
             lines = None;
             continue;
         }
-        let receiver = lines.get_or_insert_with(|| logs.subscribe());
+        let Some(receiver) = lines.as_mut() else {
+            continue;
+        };
         let mut entries = Vec::new();
         let mut per_service: BTreeMap<String, (usize, u64)> = BTreeMap::new();
         let mut unattributed = 0;
@@ -96,7 +106,7 @@ pub(super) async fn publish_live_logs(
             });
         }
         if !entries.is_empty() || !skipped.is_empty() {
-            shared.bus.publish_live(Event::LogsEntry { entries, skipped });
+            shared.bus.publish(Event::LogsEntry { entries, skipped });
         }
     }
 }
