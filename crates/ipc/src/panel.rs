@@ -133,9 +133,9 @@ mod tests {
             for reference in references {
                 let resolved = if let Some(relative) = reference.strip_prefix("./") {
                     format!("{base}{relative}")
-                } else if reference.starts_with("../") {
+                } else if let Some(relative) = reference.strip_prefix("../") {
                     let parent = &base[..base[..base.len() - 1].rfind('/').unwrap_or(0) + 1];
-                    format!("{parent}{}", &reference[3..])
+                    format!("{parent}{relative}")
                 } else {
                     reference.to_owned()
                 };
