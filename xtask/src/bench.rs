@@ -165,6 +165,9 @@ struct Figures {
     reload_untouched: Metric,
     js_launch_overhead: Metric,
     js_invoke_p99: Metric,
+    panel_first_render: Metric,
+    panel_flood_events: Metric,
+    panel_flood_frame_gap: Metric,
     shutdown_100: Metric,
     api_p99_idle: Metric,
     api_p99_sse: Metric,
@@ -320,6 +323,24 @@ impl Figures {
                 Unit::Millis,
                 Target::AtMost(1.0),
             ),
+            panel_first_render: Metric::new(
+                "panel_first_render_ms",
+                "debug panel: first render, 100 services and 10 000 log lines (headless Chromium)",
+                Unit::Millis,
+                Target::AtMost(300.0),
+            ),
+            panel_flood_events: Metric::new(
+                "panel_flood_events_per_s",
+                "debug panel: logs:entry events a second while a service logs 10 000 lines/s",
+                Unit::Count,
+                Target::AtMost(5.5),
+            ),
+            panel_flood_frame_gap: Metric::new(
+                "panel_flood_frame_gap_ms",
+                "debug panel: longest gap between frames during that flood",
+                Unit::Millis,
+                Target::AtMost(100.0),
+            ),
             reload_untouched: Metric::new(
                 "reload_untouched_pids",
                 "reload: of the other 99 services, pids unchanged",
@@ -392,7 +413,7 @@ impl Figures {
         }
     }
 
-    fn all(&self) -> [&Metric; 33] {
+    fn all(&self) -> [&Metric; 36] {
         [
             &self.fixture_start,
             &self.startup_8,
@@ -419,6 +440,9 @@ impl Figures {
             &self.reload_untouched,
             &self.js_launch_overhead,
             &self.js_invoke_p99,
+            &self.panel_first_render,
+            &self.panel_flood_events,
+            &self.panel_flood_frame_gap,
             &self.shutdown_100,
             &self.api_p99_idle,
             &self.api_p99_sse,
@@ -665,6 +689,42 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
                 .samples
                 .push(number("launch_overhead_ms")?);
             figures.js_invoke_p99.samples.push(number("invoke_p99_ms")?);
+            Ok(())
+        })(),
+    );
+
+    record(
+        "debug panel in headless Chromium",
+        (|| {
+            let chromium = crate::browser::prepare()?;
+            let output = run_node(&[
+                crate::util::project_root()
+                    .join("tests/browser/panel_figures.mjs")
+                    .display()
+                    .to_string(),
+                binaries.conductor.display().to_string(),
+                binaries.fake_service.display().to_string(),
+                chromium.display().to_string(),
+            ])?;
+            let panel: serde_json::Value = serde_json::from_str(output.trim())
+                .with_context(|| format!("the panel figures script printed {output:?}"))?;
+            let number = |key: &str| {
+                panel[key]
+                    .as_f64()
+                    .with_context(|| format!("the panel figures gave no {key}: {panel}"))
+            };
+            figures
+                .panel_first_render
+                .samples
+                .push(number("firstRenderMs")?);
+            figures
+                .panel_flood_events
+                .samples
+                .push(number("floodEventsPerSecond")?);
+            figures
+                .panel_flood_frame_gap
+                .samples
+                .push(number("worstFrameGapMs")?);
             Ok(())
         })(),
     );

@@ -21,11 +21,25 @@ use crate::{
 pub(crate) const CHROMIUM_INSTALL: &str = "sudo apt-get install -y chromium";
 
 pub(crate) fn run() -> anyhow::Result<()> {
+    let chromium = prepare()?;
+    let binaries = gates::env()?;
+    run_checked(
+        Command::new("node")
+            .arg("--test")
+            .current_dir(browser_dir())
+            .env("CONDUCTOR_BIN", &binaries.conductor)
+            .env("FAKE_SERVICE_BIN", &binaries.fake_service)
+            .env("CHROMIUM_BIN", &chromium),
+    )
+}
+
+/// What any script in `tests/browser` needs (the tests, the bench's panel figures): Chromium,
+/// whose path it returns, and the package's locked dependencies.
+pub(crate) fn prepare() -> anyhow::Result<PathBuf> {
     let Some(chromium) = chromium() else {
         bail!("chromium is missing: {CHROMIUM_INSTALL} (or set CHROMIUM_BIN to a Chromium binary)");
     };
-    let binaries = gates::env()?;
-    let dir = project_root().join("tests").join("browser");
+    let dir = browser_dir();
     if !dir.join("node_modules").is_dir() {
         run_checked(
             Command::new("npm")
@@ -39,14 +53,11 @@ pub(crate) fn run() -> anyhow::Result<()> {
             )
         })?;
     }
-    run_checked(
-        Command::new("node")
-            .arg("--test")
-            .current_dir(&dir)
-            .env("CONDUCTOR_BIN", &binaries.conductor)
-            .env("FAKE_SERVICE_BIN", &binaries.fake_service)
-            .env("CHROMIUM_BIN", &chromium),
-    )
+    Ok(chromium)
+}
+
+fn browser_dir() -> PathBuf {
+    project_root().join("tests").join("browser")
 }
 
 /// `$CHROMIUM_BIN`, else `chromium` in `PATH`.
