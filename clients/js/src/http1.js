@@ -207,19 +207,19 @@ export class Agent {
     this.maxIdle = maxIdle;
     this.idleTimeoutMs = idleTimeoutMs;
     this.pools = new Map();
+    this.targets = new Map();
     this.destroyed = false;
   }
 
   post(url, { method = "GET", headers = {}, body } = {}) {
     return new Promise((resolve, reject) => {
-      const target = new URL(url);
-      if (target.protocol !== "http:") throw new TypeError(`${url}: only http: URLs are supported`);
+      const target = this.target(url);
       let payload = body ?? "";
       if (typeof payload !== "string" && !(payload instanceof Uint8Array)) {
         throw new TypeError("body must be a string or a Uint8Array");
       }
       if (!/^[A-Za-z]+$/.test(method)) throw new TypeError(`invalid method ${JSON.stringify(method)}`);
-      let head = `${method} ${target.pathname}${target.search} HTTP/1.1\r\nHost: ${target.host}\r\n`;
+      let head = `${method} ${target.path} HTTP/1.1\r\nHost: ${target.host}\r\n`;
       for (const name in headers) {
         const lower = name.toLowerCase();
         if (lower === "host" || lower === "content-length") continue;
@@ -234,10 +234,26 @@ export class Agent {
       // One write, so one segment: the request never waits on a delayed ACK.
       const data =
         typeof payload === "string" ? head + payload : Buffer.concat([Buffer.from(head), payload]);
-      const host = target.hostname.startsWith("[") ? target.hostname.slice(1, -1) : target.hostname;
-      const port = Number(target.port || 80);
-      this.pool(host, port).send({ data, method: method.toUpperCase(), resolve, reject });
+      target.pool.send({ data, method: method.toUpperCase(), resolve, reject });
     });
+  }
+
+  /** `url`'s pool, Host header and request target; remembered, as a client posts to few URLs. */
+  target(url) {
+    let target = this.targets.get(url);
+    if (target !== undefined) return target;
+    const parsed = new URL(url);
+    if (parsed.protocol !== "http:") throw new TypeError(`${url}: only http: URLs are supported`);
+    const hostname = parsed.hostname;
+    const host = hostname.startsWith("[") ? hostname.slice(1, -1) : hostname;
+    target = {
+      pool: this.pool(host, Number(parsed.port || 80)),
+      host: parsed.host,
+      path: `${parsed.pathname}${parsed.search}`,
+    };
+    if (this.targets.size >= 256) this.targets.clear();
+    this.targets.set(url, target);
+    return target;
   }
 
   pool(host, port) {

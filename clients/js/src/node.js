@@ -50,7 +50,7 @@ export function isAlive(pid) {
 // Idle sockets are closed after 20 s, before conductor's own 30 s idle limit, so a request
 // rarely meets a socket the server has just closed (and one that does is sent again once, on a
 // new socket: the server never read it); an idle socket does not keep the process alive.
-const agent = new Agent({ maxIdle: 16, idleTimeoutMs: 20_000 });
+export const agent = new Agent({ maxIdle: 16, idleTimeoutMs: 20_000 });
 
 /**
  * `fetch(url, { method, headers, body })` for a string body, over ./http1.js's lean HTTP/1.1
