@@ -11,6 +11,16 @@ import net from "node:net";
 const HEAD_LIMIT = 64 * 1024;
 const LINE_LIMIT = 8 * 1024;
 
+/**
+ * A larger body is sent with `Expect: 100-continue`, after the server's go-ahead (or after
+ * CONTINUE_WAIT_MS without one). A server refusing it early (conductor's 413 is over 64 KiB)
+ * then answers before it is sent: else its close, with the body unread, resets the
+ * connection, and the EPIPE of our write would destroy the socket before its answer is read
+ * (nodejs/node#12339). A smaller body goes in the request's one write, the fast path.
+ */
+const LARGE_BODY = 64 * 1024;
+const CONTINUE_WAIT_MS = 1000;
+
 const HEAD_END = Buffer.from("\r\n\r\n");
 const CRLF = Buffer.from("\r\n");
 const EMPTY = Buffer.alloc(0);
@@ -39,12 +49,13 @@ export class ParseError extends Error {
  * Reads one HTTP/1.x response from the pieces of a byte stream, however they are cut.
  * `push(chunk)` is true once the response is complete: `response` is then
  * `{ status, headers, body, keepAlive }` (header names lowercase, `body` a Buffer) and `extra`
- * counts the bytes after it. `finish()` is for the end of the stream: true when that ends the
+ * counts the bytes after it; `onContinue` is called on an interim 100 Continue. `finish()` is for the end of the stream: true when that ends the
  * response (a body delimited by the connection's close). Malformed input throws a ParseError.
  */
 export class ResponseParser {
-  constructor(method = "GET") {
+  constructor(method = "GET", onContinue = undefined) {
     this.method = method;
+    this.onContinue = onContinue;
     this.state = HEAD;
     this.pending = EMPTY; // the start of a line (or head) whose end has not arrived
     this.remaining = 0; // bytes still to come of the body or of the current chunk
@@ -133,7 +144,10 @@ export class ResponseParser {
       headers[name] = Object.hasOwn(headers, name) ? `${headers[name]}, ${value}` : value;
     }
     // An interim response (100 Continue, 103 Early Hints): the real one follows.
-    if (status >= 100 && status < 200 && status !== 101) return;
+    if (status >= 100 && status < 200 && status !== 101) {
+      if (status === 100) this.onContinue?.();
+      return;
+    }
     const tokens = (headers.connection ?? "").toLowerCase().split(",").map((token) => token.trim());
     const keepAlive =
       status !== 101 && (match[1] === "1" ? !tokens.includes("close") : tokens.includes("keep-alive"));
@@ -230,11 +244,17 @@ export class Agent {
         head += `${name}: ${value}\r\n`;
       }
       const length = typeof payload === "string" ? Buffer.byteLength(payload) : payload.length;
-      head += `Content-Length: ${length}\r\n\r\n`;
-      // One write, so one segment: the request never waits on a delayed ACK.
-      const data =
-        typeof payload === "string" ? head + payload : Buffer.concat([Buffer.from(head), payload]);
-      target.pool.send({ data, method: method.toUpperCase(), resolve, reject });
+      const exchange = { method: method.toUpperCase(), resolve, reject };
+      if (length > LARGE_BODY) {
+        exchange.data = `${head}Content-Length: ${length}\r\nExpect: 100-continue\r\n\r\n`;
+        exchange.body = payload;
+      } else {
+        head += `Content-Length: ${length}\r\n\r\n`;
+        // One write, so one segment: the request never waits on a delayed ACK.
+        exchange.data =
+          typeof payload === "string" ? head + payload : Buffer.concat([Buffer.from(head), payload]);
+      }
+      target.pool.send(exchange);
     });
   }
 
@@ -379,11 +399,21 @@ class Connection {
   }
 
   start(exchange) {
-    exchange.parser = new ResponseParser(exchange.method);
+    const large = exchange.body !== undefined;
+    exchange.parser = new ResponseParser(exchange.method, large ? () => this.sendBody(exchange) : undefined);
     exchange.received = false;
+    exchange.bodySent = !large;
     this.exchange = exchange;
     this.socket.ref();
     this.socket.write(exchange.data);
+    if (large) exchange.timer = setTimeout(() => this.sendBody(exchange), CONTINUE_WAIT_MS);
+  }
+
+  sendBody(exchange) {
+    clearTimeout(exchange.timer);
+    if (exchange.bodySent || this.exchange !== exchange) return;
+    exchange.bodySent = true;
+    this.socket.write(exchange.body);
   }
 
   onData(chunk) {
@@ -399,6 +429,7 @@ class Connection {
       done = exchange.parser.push(chunk);
     } catch (error) {
       this.exchange = undefined;
+      clearTimeout(exchange.timer);
       this.destroy();
       exchange.reject(error);
       return;
@@ -408,9 +439,12 @@ class Connection {
 
   settle(exchange) {
     this.exchange = undefined;
+    clearTimeout(exchange.timer);
     const { parser } = exchange;
     const { status, headers, body, keepAlive } = parser.response;
-    if (keepAlive && parser.extra === 0 && this.usable()) this.pool.release(this);
+    // Answered before its body was sent: the server may still be waiting for it.
+    const reusable = keepAlive && exchange.bodySent && parser.extra === 0;
+    if (reusable && this.usable()) this.pool.release(this);
     else this.destroy();
     const text = body.toString("utf8");
     exchange.resolve({ status, ok: status >= 200 && status < 300, headers, text: async () => text });
@@ -421,6 +455,7 @@ class Connection {
     const exchange = this.exchange;
     if (exchange === undefined) return;
     this.exchange = undefined;
+    clearTimeout(exchange.timer);
     if (exchange.parser.finish()) {
       this.settle(exchange);
     } else if (!exchange.received && exchange.retryable && !this.pool.agent.destroyed) {

@@ -183,7 +183,7 @@ async function httpServer(handle) {
   };
 }
 
-/** A node:net server that answers each connection with `reply(socket)`. */
+/** A node:net server that calls `reply(socket, chunk)` with each connection's first bytes. */
 async function rawServer(reply) {
   let connections = 0;
   const sockets = new Set();
@@ -192,7 +192,7 @@ async function rawServer(reply) {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
     socket.on("error", () => {});
-    socket.once("data", () => reply(socket));
+    socket.once("data", (chunk) => reply(socket, chunk));
   });
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
   return {
@@ -375,6 +375,81 @@ describe("Agent", () => {
     assert.deepEqual(client.sockets(), {});
     await client.post(`${server.url}/`, { method: "POST" });
     assert.equal(server.connections(), 2);
+  });
+
+  test("a body over 64 KiB is sent with Expect: 100-continue once the server says so", async () => {
+    const server = await served(
+      await httpServer((request, response, _n, body) => {
+        response.end(JSON.stringify({ expect: request.headers.expect, length: body.length }));
+      }),
+    );
+    const client = agent();
+    const body = "y".repeat(300 * 1024);
+    const response = await client.post(`${server.url}/`, { method: "POST", body });
+    assert.deepEqual(JSON.parse(await response.text()), { expect: "100-continue", length: body.length });
+    const small = await client.post(`${server.url}/`, { method: "POST", body: "{}" });
+    assert.deepEqual(JSON.parse(await small.text()), { length: 2 });
+    assert.equal(server.connections(), 1, "the socket is kept after a body sent on 100 Continue");
+  });
+
+  /**
+   * A rawServer `reply` that reads each request's head, then calls `then(socket, head)`;
+   * `received.bytes` counts all bytes received, `received.last` those of the last connection.
+   */
+  const headReader = (then) => {
+    const received = { bytes: 0, last: 0 };
+    return {
+      received,
+      reply: (socket, first) => {
+        let head = "";
+        received.last = 0;
+        const read = (chunk) => {
+          received.bytes += chunk.length;
+          received.last += chunk.length;
+          if (head.endsWith("\r\n\r\n")) return;
+          head += chunk.toString("latin1");
+          const end = head.indexOf("\r\n\r\n");
+          if (end !== -1) {
+            head = head.slice(0, end + 4);
+            then(socket, head);
+          }
+        };
+        socket.on("data", read);
+        read(first);
+      },
+    };
+  };
+
+  test("a large body refused before the go-ahead is never sent, and the refusal is read", async () => {
+    const reader = headReader((socket) =>
+      socket.end("HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\nContent-Length: 8\r\n\r\ntoo much"),
+    );
+    const server = await served(await rawServer(reader.reply));
+    const client = agent();
+    for (const size of [100 * 1024, 8 * 1024 * 1024]) {
+      const response = await client.post(`${server.url}/`, { method: "POST", body: "z".repeat(size) });
+      assert.equal(response.status, 413);
+      assert.equal(await response.text(), "too much");
+    }
+    assert.ok(reader.received.bytes < 2048, `the server got ${reader.received.bytes} bytes, only heads`);
+    assert.deepEqual(client.sockets(), {});
+  });
+
+  test("a large body is sent after a wait when the server sends no 100 Continue", async () => {
+    const size = 80 * 1024;
+    const reader = headReader((socket, head) => {
+      assert.match(head, /Expect: 100-continue/);
+      const answer = () => {
+        if (reader.received.last < head.length + size) return;
+        socket.off("data", answer);
+        socket.end("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+      };
+      socket.on("data", answer);
+      answer();
+    });
+    const server = await served(await rawServer(reader.reply));
+    const response = await agent().post(`${server.url}/`, { method: "POST", body: "w".repeat(size) });
+    assert.equal(await response.text(), "ok");
   });
 
   test("a refused connection rejects with ECONNREFUSED", async () => {

@@ -194,8 +194,10 @@ describe("invoke", () => {
   });
 
   test("a body over 64 KiB rejects with 413 (Connection: close), and the next invoke succeeds", async () => {
-    for (let round = 0; round < 5; round += 1) {
-      const error = await client.invoke("app:reload", { registry: "x".repeat(70 * 1024) }).catch((e) => e);
+    // Megabytes too: conductor refuses before the body is sent (our Expect: 100-continue), so
+    // its close is no reset that would lose the 413 (nodejs/node#12339).
+    for (const size of [70 * 1024, 70 * 1024, 2 * 1024 * 1024, 2 * 1024 * 1024, 2 * 1024 * 1024]) {
+      const error = await client.invoke("app:reload", { registry: "x".repeat(size) }).catch((e) => e);
       assert.ok(error instanceof ConductorError, error);
       assert.equal(error.status, 413, error.message);
       assert.match(error.message, /64 KiB/);
