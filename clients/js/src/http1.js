@@ -217,7 +217,7 @@ export class ResponseParser {
  * process alive, and closed after `idleTimeoutMs` without use.
  */
 export class Agent {
-  constructor({ maxIdle = 16, idleTimeoutMs = 20_000 } = {}) {
+  constructor({ maxIdle = 16, idleTimeoutMs = 5_000 } = {}) {
     this.maxIdle = maxIdle;
     this.idleTimeoutMs = idleTimeoutMs;
     this.pools = new Map();

@@ -47,10 +47,12 @@ export function isAlive(pid) {
   }
 }
 
-// Idle sockets are closed after 20 s, before conductor's own 30 s idle limit, so a request
-// rarely meets a socket the server has just closed (and one that does is sent again once, on a
-// new socket: the server never read it); an idle socket does not keep the process alive.
-export const agent = new Agent({ maxIdle: 16, idleTimeoutMs: 20_000 });
+// Idle sockets are closed after 5 s. Conductor's own limit for an idle connection is 30 s, but
+// hyper's 10 s header read timeout also runs while a kept-alive connection waits for its next
+// request, so conductor in fact closes it after 10 s; closing well before that, a request
+// rarely meets a socket the server has just closed (one that does is sent again once, on a
+// new socket: the server never read it). An idle socket does not keep the process alive.
+export const agent = new Agent({ maxIdle: 16, idleTimeoutMs: 5_000 });
 
 /**
  * `fetch(url, { method, headers, body })` for a string body, over ./http1.js's lean HTTP/1.1
