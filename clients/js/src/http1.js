@@ -228,7 +228,7 @@ export class Agent {
   post(url, { method = "GET", headers = {}, body } = {}) {
     return new Promise((resolve, reject) => {
       const target = this.target(url);
-      let payload = body ?? "";
+      const payload = body ?? "";
       if (typeof payload !== "string" && !(payload instanceof Uint8Array)) {
         throw new TypeError("body must be a string or a Uint8Array");
       }
