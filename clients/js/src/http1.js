@@ -212,12 +212,15 @@ export class ResponseParser {
 /**
  * Sockets to one or more HTTP/1.1 servers: `post(url, init)` is `fetch`'s shape for a string
  * body, resolving with `{ status, ok, headers, text() }`.
- * Per origin (host:port), each request in flight has a socket of its own; a finished one is
- * kept (the last freed is the next used, at most `maxIdle`), unrefed so it never keeps the
- * process alive, and closed after `idleTimeoutMs` without use.
+ * Per origin (host:port), each request in flight has a socket of its own, up to `maxSockets`
+ * (more wait, in order, for one to be free: conductor serves 256 connections at once and
+ * closes more unread); a finished one is kept (the last freed is the next used, at most
+ * `maxIdle`), unrefed so it never keeps the process alive, and closed after `idleTimeoutMs`
+ * without use.
  */
 export class Agent {
-  constructor({ maxIdle = 16, idleTimeoutMs = 5_000 } = {}) {
+  constructor({ maxSockets = 64, maxIdle = 16, idleTimeoutMs = 5_000 } = {}) {
+    this.maxSockets = maxSockets;
     this.maxIdle = maxIdle;
     this.idleTimeoutMs = idleTimeoutMs;
     this.pools = new Map();
@@ -294,10 +297,11 @@ export class Agent {
     return counts;
   }
 
-  /** Closes every socket; requests in flight reject. */
+  /** Closes every socket; requests in flight or waiting reject. */
   destroy() {
     this.destroyed = true;
     for (const pool of this.pools.values()) {
+      for (const exchange of pool.queue.splice(0)) exchange.reject(new Error("the agent was destroyed"));
       for (const connection of [...pool.idle, ...pool.busy]) connection.socket.destroy();
     }
   }
@@ -310,6 +314,7 @@ class Pool {
     this.port = port;
     this.idle = []; // oldest first: reuse pops the newest, the sweep closes from the front
     this.busy = new Set();
+    this.queue = []; // requests waiting for a socket, when maxSockets are busy
     this.sweep = undefined;
   }
 
@@ -319,6 +324,10 @@ class Pool {
       connection.socket.destroy();
     }
     if (connection === undefined) {
+      if (this.busy.size >= this.agent.maxSockets) {
+        this.queue.push(exchange);
+        return;
+      }
       connection = new Connection(this);
       exchange.retryable = false;
     } else {
@@ -339,6 +348,12 @@ class Pool {
   }
 
   release(connection) {
+    const next = this.queue.shift();
+    if (next !== undefined) {
+      next.retryable = !next.retried;
+      connection.start(next);
+      return;
+    }
     this.busy.delete(connection);
     connection.idleSince = Date.now();
     connection.socket.unref();
@@ -351,6 +366,9 @@ class Pool {
     this.busy.delete(connection);
     const index = this.idle.indexOf(connection);
     if (index !== -1) this.idle.splice(index, 1);
+    while (this.queue.length > 0 && this.busy.size < this.agent.maxSockets) {
+      this.send(this.queue.shift());
+    }
   }
 
   // One unrefed timer per pool, not one per socket and request: it fires when the oldest
@@ -379,7 +397,11 @@ class Connection {
     const socket = net.connect({ host: pool.host, port: pool.port });
     socket.setNoDelay(true);
     socket.on("data", (chunk) => this.onData(chunk));
-    socket.on("end", () => this.pool.forget(this));
+    // An idle socket the server closed leaves the pool; one with a request in flight does on
+    // "close", which settles the request first.
+    socket.on("end", () => {
+      if (this.exchange === undefined) this.pool.forget(this);
+    });
     socket.on("error", (error) => {
       this.error = error;
     });
@@ -451,10 +473,14 @@ class Connection {
   }
 
   onClose() {
-    this.pool.forget(this);
     const exchange = this.exchange;
-    if (exchange === undefined) return;
     this.exchange = undefined;
+    if (exchange !== undefined) this.closedDuring(exchange);
+    // After a retry has taken this socket's place, so that a waiting request does not.
+    this.pool.forget(this);
+  }
+
+  closedDuring(exchange) {
     clearTimeout(exchange.timer);
     if (exchange.parser.finish()) {
       this.settle(exchange);

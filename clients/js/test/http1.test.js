@@ -3,8 +3,8 @@
 // extensions and trailers) and close-delimited bodies, and malformed input. The agent talks to
 // real node:http and node:net servers in this process: a kept-alive socket the server closes
 // is retried once on a new one, a fresh one is not, `Connection: close` is honoured, errors in
-// the middle of a response reject, idle sockets are capped, closed when idle, and never keep
-// the process alive.
+// the middle of a response reject, a large body waits for 100 Continue, busy sockets are
+// capped (the rest wait), idle ones too, closed when idle, and never keep the process alive.
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -477,6 +477,41 @@ describe("Agent", () => {
     const first = await (await client.post(url, { method: "POST" })).text();
     const second = await (await client.post(url, { method: "POST" })).text();
     assert.equal(first, second, "one request at a time reuses one socket");
+  });
+
+  test("beyond maxSockets requests wait for a free socket, and all are answered", async () => {
+    let open = 0;
+    let most = 0;
+    let sockets;
+    const server = await served(
+      await httpServer((request, response) => {
+        sockets();
+        // Every third answer closes its socket: a waiting request then takes a new one.
+        if (request.url.endsWith("/close")) response.setHeader("Connection", "close");
+        response.end(request.url);
+      }),
+    );
+    const client = agent({ maxSockets: 4 });
+    sockets = () => {
+      const counts = Object.values(client.sockets())[0] ?? { busy: 0, idle: 0 };
+      most = Math.max(most, counts.busy);
+      open = counts.busy + counts.idle;
+      return counts;
+    };
+    const paths = Array.from({ length: 40 }, (_, i) => `/${i}${i % 3 === 0 ? "/close" : ""}`);
+    const answers = [];
+    const requests = paths.map((path) =>
+      client.post(`${server.url}${path}`, { method: "POST" }).then(async (response) => {
+        sockets();
+        answers.push(await response.text());
+      }),
+    );
+    sockets();
+    await Promise.all(requests);
+    assert.deepEqual(answers.sort(), [...paths].sort());
+    assert.ok(most <= 4, `${most} sockets were busy at once`);
+    assert.ok(server.connections() > 4, "the sockets closed by the server were replaced");
+    assert.ok(open <= 4);
   });
 
   test("idle sockets are closed after idleTimeoutMs", async () => {
