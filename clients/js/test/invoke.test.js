@@ -193,6 +193,11 @@ describe("invoke", () => {
     assert.ok(sockets.idle > 1 && sockets.idle <= 16, `idle sockets: ${sockets.idle}`);
   });
 
+  test("400 invokes at once all succeed: past 64 busy sockets they wait, under conductor's 256", async () => {
+    const answers = await Promise.all(Array.from({ length: 400 }, () => client.invoke("app:health")));
+    for (const answer of answers) assert.deepEqual(answer, { status: "healthy", failing: [] });
+  });
+
   test("a body over 64 KiB rejects with 413 (Connection: close), and the next invoke succeeds", async () => {
     // Megabytes too: conductor refuses before the body is sent (our Expect: 100-continue), so
     // its close is no reset that would lose the 413 (nodejs/node#12339).
