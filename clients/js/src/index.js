@@ -1,7 +1,7 @@
 // The client of conductor's control API: `invoke` a channel, listen `on` events, `quit`.
 // It runs in Node 18+, browsers and Electron renderers alike, so it uses only `fetch`,
-// `EventSource` and timers; reading `ipc.json` and the faster node:http requests (Node only)
-// live in ./node.js, imported on demand. `launch` (spawning conductor) is the separate entry point ./launch.js.
+// `EventSource` and timers; reading `ipc.json` and the faster requests over node:net (Node
+// only) live in ./node.js, imported on demand. `launch` (spawning conductor) is the separate entry point ./launch.js.
 
 import { CHANNELS, EVENTS } from "./protocol.js";
 import { EventConnection, errorText, openWithEventSource, openWithFetch } from "./sse.js";
@@ -98,8 +98,9 @@ export class Client {
   }
 
   /**
-   * How `invoke` sends: `fetch` in a browser; in Node, node:http over one keep-alive agent,
-   * because undici's `fetch` costs about twice the round trip on loopback (p99 over 1 ms).
+   * How `invoke` sends: `fetch` in a browser; in Node, ./http1.js, a lean HTTP/1.1 client on
+   * node:net with kept-alive sockets, because undici's `fetch` costs about twice the round trip
+   * on loopback and node:http's machinery still kept p99 over 1 ms (issue 17).
    */
   async loadPost() {
     if (isNode) {

@@ -1,10 +1,12 @@
 // The Node-only half of the client: reading `<dataDir>/ipc.json`, telling whether a pid still
-// runs, and `post` for `invoke`. index.js imports it only when asked to, so a browser never loads it.
+// runs, and `post` for `invoke` (over ./http1.js). index.js imports it only when asked to, so a
+// browser never loads it.
 
 import { readFile } from "node:fs/promises";
-import http from "node:http";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+
+import { Agent } from "./http1.js";
 
 /** `{ url, token, pid }` of the conductor running on `dataDir`. */
 export async function readIpcInfo(dataDir) {
@@ -45,50 +47,18 @@ export function isAlive(pid) {
   }
 }
 
-// Idle sockets are closed after 20 s, before conductor's own 30 s idle limit, so a request
-// rarely meets a socket the server has just closed; and a free socket does not keep the
-// process alive (Node unrefs it).
-const agent = new http.Agent({ keepAlive: true, timeout: 20_000 });
+// Idle sockets are closed after 5 s. Conductor's own limit for an idle connection is 30 s, but
+// hyper's 10 s header read timeout also runs while a kept-alive connection waits for its next
+// request, so conductor in fact closes it after 10 s; closing well before that, a request
+// rarely meets a socket the server has just closed (one that does is sent again once, on a
+// new socket: the server never read it). An idle socket does not keep the process alive.
+export const agent = new Agent({ maxIdle: 16, idleTimeoutMs: 5_000 });
 
 /**
- * `fetch(url, { method, headers, body })` for a string body, over node:http: resolves with
- * `{ status, ok, text() }`. A request that meets a kept-alive socket the server closed while
- * idle is sent again once on a new one: the server never read it.
+ * `fetch(url, { method, headers, body })` for a string body, over ./http1.js's lean HTTP/1.1
+ * client: resolves with `{ status, ok, headers, text() }`; rejects when the request never got
+ * a whole response (refused connection, connection closed mid-response, malformed response).
  */
 export function post(url, init) {
-  return send(url, init).catch((error) => {
-    if (error.reusedSocket && error.code === "ECONNRESET") return send(url, init);
-    throw error;
-  });
-}
-
-function send(url, { method = "GET", headers = {}, body }) {
-  return new Promise((resolve, reject) => {
-    const request = http.request(
-      url,
-      {
-        method,
-        agent,
-        headers:
-          body === undefined ? headers : { ...headers, "Content-Length": Buffer.byteLength(body) },
-      },
-      (response) => {
-        response.setEncoding("utf8");
-        let text = "";
-        response.on("data", (chunk) => {
-          text += chunk;
-        });
-        response.on("end", () => {
-          const status = response.statusCode ?? 0;
-          resolve({ status, ok: status >= 200 && status < 300, text: async () => text });
-        });
-        response.on("error", reject);
-      },
-    );
-    request.on("error", (error) => {
-      error.reusedSocket = request.reusedSocket;
-      reject(error);
-    });
-    request.end(body);
-  });
+  return agent.post(url, init);
 }

@@ -166,6 +166,50 @@ describe("invoke", () => {
     assert.equal((await byDir.invoke("services:get-all")).length, 2);
   });
 
+  test("50 invokes at once each get their own answer, over sockets the pool then keeps", async () => {
+    const calls = [
+      ["app:get-path", { pathName: "userData" }],
+      ["app:get-path", { pathName: "logs" }],
+      ["app:get-path", { pathName: "temp" }],
+      ["services:get-all", undefined],
+      ["app:health", undefined],
+    ];
+    const expected = [];
+    for (const [channel, payload] of calls) {
+      const answer = await client.invoke(channel, payload);
+      // Everything but the moving parts (uptime, CPU, memory) of a service's status.
+      expected.push(channel === "services:get-all" ? answer.map((s) => [s.name, s.pid]) : answer);
+    }
+    const answers = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => client.invoke(...calls[i % calls.length])),
+    );
+    answers.forEach((answer, i) => {
+      const shape = calls[i % calls.length][0] === "services:get-all" ? answer.map((s) => [s.name, s.pid]) : answer;
+      assert.deepEqual(shape, expected[i % calls.length], `invoke ${i}: ${calls[i % calls.length][0]}`);
+    });
+    const { agent } = await import("../src/node.js");
+    const sockets = agent.sockets()[new URL(client.url).host];
+    assert.equal(sockets.busy, 0);
+    assert.ok(sockets.idle > 1 && sockets.idle <= 16, `idle sockets: ${sockets.idle}`);
+  });
+
+  test("400 invokes at once all succeed: past 64 busy sockets they wait, under conductor's 256", async () => {
+    const answers = await Promise.all(Array.from({ length: 400 }, () => client.invoke("app:health")));
+    for (const answer of answers) assert.deepEqual(answer, { status: "healthy", failing: [] });
+  });
+
+  test("a body over 64 KiB rejects with 413 (Connection: close), and the next invoke succeeds", async () => {
+    // Megabytes too: conductor refuses before the body is sent (our Expect: 100-continue), so
+    // its close is no reset that would lose the 413 (nodejs/node#12339).
+    for (const size of [70 * 1024, 70 * 1024, 2 * 1024 * 1024, 2 * 1024 * 1024, 2 * 1024 * 1024]) {
+      const error = await client.invoke("app:reload", { registry: "x".repeat(size) }).catch((e) => e);
+      assert.ok(error instanceof ConductorError, error);
+      assert.equal(error.status, 413, error.message);
+      assert.match(error.message, /64 KiB/);
+      assert.deepEqual(await client.invoke("app:health"), { status: "healthy", failing: [] });
+    }
+  });
+
   // Last: app:quit ends the fleet that the tests above share.
   test("quit() invokes app:quit and resolves once conductor has exited", async () => {
     const pid = client.child.pid;
@@ -173,5 +217,49 @@ describe("invoke", () => {
     assert.ok(client.child.exitCode === 0, `exit code ${client.child.exitCode}`);
     assert.throws(() => process.kill(pid, 0), { code: "ESRCH" });
     await waitUntil("every process of the fleet to be gone", () => tagged(box.tag).length === 0);
+  });
+
+  test("once conductor has exited, invoke rejects with status 0 (its kept sockets are gone)", async () => {
+    const error = await client.invoke("services:get-all").catch((e) => e);
+    assert.ok(error instanceof ConductorError, error);
+    assert.equal(error.status, 0);
+    assert.equal(error.channel, "services:get-all");
+    assert.match(error.message, /not reachable/);
+  });
+});
+
+describe("invoke across a conductor restart", () => {
+  const box = sandbox("invoke-restart");
+  const launched = [];
+
+  after(async () => {
+    for (const client of launched) client.close();
+    await box.cleanup();
+  });
+
+  test("a { dataDir } client with kept-alive sockets follows conductor to its new address and token", async () => {
+    const [records] = await freePorts(1);
+    const registry = writeRegistry(box.dir, box.tag, [{ name: "records", port: records }]);
+    const start = async () => {
+      const client = await launch({ binary: CONDUCTOR_BIN, registry, dataDir: box.dataDir, env: box.env });
+      launched.push(client);
+      return client;
+    };
+    const first = await start();
+    const byDir = await connect({ dataDir: box.dataDir });
+    // Several sockets kept alive to the first run.
+    await Promise.all(Array.from({ length: 4 }, () => byDir.invoke("services:get-all")));
+    await first.quit();
+
+    const second = await start();
+    assert.notEqual(second.token, first.token, "a new run has a new token");
+    const services = await byDir.invoke("services:get-all");
+    assert.deepEqual(
+      services.map((s) => [s.name, s.status]),
+      [["records", "running"]],
+    );
+    assert.equal(byDir.url, second.url);
+    assert.equal(byDir.token, second.token);
+    await second.quit();
   });
 });
