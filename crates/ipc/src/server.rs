@@ -34,8 +34,11 @@ pub(crate) const MAX_CONNECTIONS: usize = 256;
 /// Event streams open at once (a UI needs one, a few tools a few more).
 pub(crate) const MAX_EVENT_STREAMS: usize = 64;
 
-/// A kept-alive connection with no request in flight is closed after this long.
-const KEEP_ALIVE_IDLE: Duration = Duration::from_secs(30);
+/// A kept-alive connection with no request in flight is closed after this long. hyper's
+/// header-read timeout also runs while a kept-alive connection waits for its next request, so
+/// it closes such a connection after [`HEADER_READ_TIMEOUT`] anyway (the JS client keeps idle
+/// sockets for less); this is the same bound, not a longer one.
+const KEEP_ALIVE_IDLE: Duration = HEADER_READ_TIMEOUT;
 
 /// How the control server listens. Its `Debug` output leaves the token out.
 #[derive(Clone)]
