@@ -666,24 +666,17 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         (|| {
             let (registry, _) =
                 fleet::write_registry(work.path(), &FleetSpec::plain(8), &binaries.fake_service)?;
-            let output = run_node(&[
-                crate::util::project_root()
-                    .join("clients/js/bench/launch_and_invoke.mjs")
-                    .display()
-                    .to_string(),
-                binaries.conductor.display().to_string(),
-                registry.display().to_string(),
-                work.join("js-data").display().to_string(),
-                options.runs.max(3).to_string(),
-                options.api_requests().to_string(),
-            ])?;
-            let figures_js: serde_json::Value = serde_json::from_str(output.trim())
-                .with_context(|| format!("the JS bench printed {output:?}"))?;
-            let number = |key: &str| {
-                figures_js[key]
-                    .as_f64()
-                    .with_context(|| format!("the JS bench gave no {key}: {figures_js}"))
-            };
+            let js = NodeFigures::run(
+                "clients/js/bench/launch_and_invoke.mjs",
+                &[
+                    binaries.conductor.display().to_string(),
+                    registry.display().to_string(),
+                    work.join("js-data").display().to_string(),
+                    options.runs.max(3).to_string(),
+                    options.api_requests().to_string(),
+                ],
+            )?;
+            let number = |key: &str| js.number(key);
             figures
                 .js_launch_overhead
                 .samples
@@ -697,22 +690,15 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         "debug panel in headless Chromium",
         (|| {
             let chromium = crate::browser::prepare()?;
-            let output = run_node(&[
-                crate::util::project_root()
-                    .join("tests/browser/panel_figures.mjs")
-                    .display()
-                    .to_string(),
-                binaries.conductor.display().to_string(),
-                binaries.fake_service.display().to_string(),
-                chromium.display().to_string(),
-            ])?;
-            let panel: serde_json::Value = serde_json::from_str(output.trim())
-                .with_context(|| format!("the panel figures script printed {output:?}"))?;
-            let number = |key: &str| {
-                panel[key]
-                    .as_f64()
-                    .with_context(|| format!("the panel figures gave no {key}: {panel}"))
-            };
+            let panel = NodeFigures::run(
+                "tests/browser/panel_figures.mjs",
+                &[
+                    binaries.conductor.display().to_string(),
+                    binaries.fake_service.display().to_string(),
+                    chromium.display().to_string(),
+                ],
+            )?;
+            let number = |key: &str| panel.number(key);
             figures
                 .panel_first_render
                 .samples
@@ -1118,19 +1104,38 @@ fn api_and_recovery(
 }
 
 /// Runs `node <args>` and returns its stdout; a failure carries its stderr.
-fn run_node(args: &[String]) -> anyhow::Result<String> {
-    let output = std::process::Command::new("node")
-        .args(args)
-        .output()
-        .context("running node (the JS client's bench)")?;
-    if !output.status.success() {
-        bail!(
-            "node {} failed: {}",
-            args.first().map(String::as_str).unwrap_or_default(),
-            String::from_utf8_lossy(&output.stderr)
-        );
+/// The one JSON object a node script of the repository printed (the JS client's and the
+/// panel's figures).
+struct NodeFigures {
+    script: &'static str,
+    json: serde_json::Value,
+}
+
+impl NodeFigures {
+    /// Runs `node <script> <args>`, `script` relative to the project root.
+    fn run(script: &'static str, args: &[String]) -> anyhow::Result<NodeFigures> {
+        let output = std::process::Command::new("node")
+            .arg(crate::util::project_root().join(script))
+            .args(args)
+            .output()
+            .with_context(|| format!("running node {script}"))?;
+        if !output.status.success() {
+            bail!(
+                "node {script} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let json = serde_json::from_str(stdout.trim())
+            .with_context(|| format!("node {script} printed {stdout:?}"))?;
+        Ok(NodeFigures { script, json })
     }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+
+    fn number(&self, key: &str) -> anyhow::Result<f64> {
+        self.json[key]
+            .as_f64()
+            .with_context(|| format!("node {} gave no {key}: {}", self.script, self.json))
+    }
 }
 
 /// A 100-service fleet, then `app:reload` of the same registry with one service's `env`
