@@ -15,7 +15,7 @@ use std::{
     collections::{HashMap, VecDeque},
     fs::{self, File, OpenOptions},
     io::{self, Read, Seek, SeekFrom, Write},
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{
         Arc, Condvar, Mutex, MutexGuard, PoisonError,
         atomic::{AtomicU64, Ordering},
@@ -528,13 +528,11 @@ impl Writer {
         if self.file.is_none() {
             return;
         }
-        // Closed first: some platforms cannot rename an open file.
-        self.file = None;
         let rotating = self.config.dir.join(format!(
             "{}.log.rotating.{}",
             self.reporter.service, self.next_rotation
         ));
-        match fs::rename(&self.path, &rotating) {
+        match self.set_aside(&rotating) {
             Ok(()) => {
                 self.next_rotation += 1;
                 self.rotate_at = rotation_size(self.config.max_size);
@@ -559,7 +557,53 @@ impl Writer {
                     .saturating_add(rotation_size(self.config.max_size));
             }
         }
-        self.open();
+        if self.file.is_none() {
+            self.open();
+        }
+    }
+
+    /// Moves the full current file to `rotating` and starts a new one. On unix `<service>.log`
+    /// is never missing, not even for an instant (a reader such as `tail -F`, a support
+    /// script or the panel's "open the file" finds it throughout): the full file is linked to
+    /// `rotating`, and a new empty file renamed over `<service>.log` (a rename replaces the
+    /// name atomically). Either fails as a whole: the old file stays current.
+    #[cfg(unix)]
+    fn set_aside(&mut self, rotating: &Path) -> io::Result<()> {
+        let fresh = self
+            .config
+            .dir
+            .join(format!("{}.log.fresh", self.reporter.service));
+        fs::hard_link(&self.path, rotating)?;
+        let swapped = remove_if_exists(&fresh)
+            .and_then(|()| {
+                OpenOptions::new()
+                    .read(true)
+                    .append(true)
+                    .create(true)
+                    .open(&fresh)
+            })
+            .and_then(|file| fs::rename(&fresh, &self.path).map(|()| file));
+        match swapped {
+            Ok(file) => {
+                self.file = Some(file);
+                self.file_len = 0;
+                Ok(())
+            }
+            Err(error) => {
+                // Not set aside after all: its lines must not be compressed and kept writing.
+                let _ = remove_if_exists(rotating);
+                let _ = remove_if_exists(&fresh);
+                Err(error)
+            }
+        }
+    }
+
+    /// Moves the full current file to `rotating`; the caller opens a new one. Closed first:
+    /// Windows cannot rename an open file.
+    #[cfg(not(unix))]
+    fn set_aside(&mut self, rotating: &Path) -> io::Result<()> {
+        self.file = None;
+        fs::rename(&self.path, rotating)
     }
 
     fn clear(&mut self) -> Result<(), LogsError> {

@@ -713,3 +713,69 @@ async fn the_backlog_of_all_services_together_is_bounded() {
     drop(logs);
     let _ = tokio::task::spawn_blocking(move || reader.join()).await;
 }
+
+/// A reader polling `<service>.log` (as `tail -F` or a support script does) never finds it
+/// missing while the writer rotates it, again and again.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_current_file_is_never_missing_while_it_rotates() {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    };
+
+    let dir = TempDir::new("rotate-present");
+    let logs = logs_in(dir.path(), 2_000, 3, 100);
+    logs.record("svc", LogLevel::Info, "first");
+    logs.flush().await;
+    let path = dir.path().join("svc.log");
+    assert!(path.is_file());
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (n_looks, n_missing) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let poller = {
+        let (stop, n_looks, n_missing, path) = (
+            stop.clone(),
+            n_looks.clone(),
+            n_missing.clone(),
+            path.clone(),
+        );
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                n_looks.fetch_add(1, Ordering::Relaxed);
+                if fs::metadata(&path).is_err() {
+                    n_missing.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    for round in 0..200 {
+        for number in 0..10 {
+            logs.record(
+                "svc",
+                LogLevel::Info,
+                format!("round {round:03} line {number} padded to rotate every few rounds"),
+            );
+        }
+        logs.flush().await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    poller.join().expect("the poller does not panic");
+    let rotated = file_names(dir.path());
+    assert!(
+        rotated.iter().any(|name| name == "svc.3.log.gz"),
+        "it rotated past max_files: {rotated:?}"
+    );
+    assert_eq!(
+        n_missing.load(Ordering::Relaxed),
+        0,
+        "svc.log was missing in {} of {} looks",
+        n_missing.load(Ordering::Relaxed),
+        n_looks.load(Ordering::Relaxed)
+    );
+    assert_eq!(
+        rotated,
+        ["svc.1.log.gz", "svc.2.log.gz", "svc.3.log.gz", "svc.log"],
+        "no temporary file is left behind"
+    );
+}
