@@ -1,0 +1,301 @@
+// Issue 16, in a real headless Chromium: the debug panel conductor serves at GET / shows the
+// fleet live (states, ports, pids, health, logs) and drives it (start, stop, restart); a wrong
+// token gets the not-authorised message and nothing more. Screenshots of every run land in
+// target/panel-screenshots/ for a person to look at.
+
+import assert from 'node:assert/strict';
+import { mkdir } from 'node:fs/promises';
+import { after, before, describe, it } from 'node:test';
+
+import { DEADLINE_MS, startChromium, startConductor } from './support.mjs';
+
+const SCREENSHOTS = new URL('../../target/panel-screenshots/', import.meta.url);
+
+/** The fleet: a critical service, one that may fail without making the app critical, and a disabled one. */
+const SERVICES = [
+  { name: 'records' },
+  { name: 'export', dependsOn: ['records'], critical: false },
+  { name: 'reserved', enabled: false, critical: false },
+];
+
+/** POST /ipc/<channel> from the test itself, to compare the page with conductor's answer. */
+async function invoke(fleet, channel, body) {
+  const response = await fetch(`${fleet.url}/ipc/${channel}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${fleet.token}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  assert.equal(response.status, 200, `${channel}: ${await response.clone().text()}`);
+  return response.json();
+}
+
+/** Runs in the page: the text of one cell of a service's row. */
+function field(name, key) {
+  return document.querySelector(`tr[data-service="${name}"] [data-field="${key}"]`)?.textContent;
+}
+
+describe('the debug panel', () => {
+  let fleet;
+  let chromium;
+  let page;
+  /** Console errors and uncaught exceptions of every page, by page label. */
+  const problems = [];
+
+  before(async () => {
+    fleet = await startConductor({ services: SERVICES, restart: 'backoff = "100ms"' });
+    chromium = await startChromium();
+    page = await openPanel('panel', `${fleet.url}/#token=${fleet.token}`, { width: 1280, height: 800 });
+  });
+
+  after(async () => {
+    // Pages close with the browser; the browser goes before conductor so no stream errors late.
+    const results = await Promise.allSettled([chromium?.stop()]);
+    results.push(...(await Promise.allSettled([fleet?.stop()])));
+    const failures = results.filter((result) => result.status === 'rejected').map((result) => result.reason);
+    if (failures.length > 0) throw new AggregateError(failures, 'cleaning up the panel test');
+  });
+
+  /** A new tab at `address`, its console errors collected under `label`, once it rendered. */
+  async function openPanel(label, address, viewport, { ready = true, onRequest } = {}) {
+    const tab = await chromium.browser.newPage();
+    tab.setDefaultTimeout(DEADLINE_MS);
+    await tab.setViewport(viewport);
+    tab.on('console', (message) => {
+      if (message.type() === 'error') problems.push({ label, text: message.text(), url: message.location()?.url });
+    });
+    tab.on('pageerror', (error) => problems.push({ label, text: `uncaught: ${error.message}` }));
+    if (onRequest) tab.on('request', onRequest);
+    await tab.goto(address);
+    if (ready) await tab.waitForSelector('body[data-ready="true"]');
+    return tab;
+  }
+
+  /**
+   * Resolves once `predicate(row, arg)` (run in the page, on the row of `name`) is true; the
+   * page's CSP forbids eval, so the predicate is wrapped here rather than rebuilt there.
+   */
+  function waitForRow(name, predicate, arg) {
+    return page.waitForFunction(
+      `(() => { const row = document.querySelector('tr[data-service="${name}"]'); ` +
+        `return Boolean(row) && (${predicate.toString()})(row, ${JSON.stringify(arg ?? null)}); })()`,
+      { polling: 'mutation' },
+    );
+  }
+
+  it('lists every service with its state and port, and the health app:health reports', async () => {
+    const statuses = await invoke(fleet, 'services:get-all');
+    const rows = await page.$$eval('#service-rows tr', (rows) =>
+      rows.map((row) => ({
+        name: row.dataset.service,
+        state: row.dataset.state,
+        text: row.querySelector('[data-field="state-text"]').textContent,
+        port: row.querySelector('[data-field="port"]').textContent,
+      })),
+    );
+    assert.deepEqual(
+      rows,
+      statuses.map((status) => ({ name: status.name, state: status.status, text: status.status, port: String(status.port) })),
+    );
+    assert.deepEqual(
+      rows.map((row) => [row.name, row.state]),
+      [['records', 'running'], ['export', 'running'], ['reserved', 'disabled']],
+    );
+    const health = await invoke(fleet, 'app:health');
+    const shown = await page.$eval('#health', (element) => ({
+      status: element.dataset.health,
+      failing: element.dataset.failing,
+    }));
+    assert.deepEqual(shown, { status: health.status, failing: health.failing.join(',') });
+    // The token left the address bar and lives in the tab's sessionStorage.
+    assert.equal(new URL(page.url()).hash, '');
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('conductor.panel.token')), fleet.token);
+    // The database section shows conductor's answer.
+    const database = await invoke(fleet, 'database:status');
+    assert.equal(await page.$eval('[data-field="db-path"]', (element) => element.textContent), database.path);
+  });
+
+  it('a service SIGKILLed from outside leaves running and is back with a new pid within 1 s, without a reload', async () => {
+    const before = Number(await page.evaluate(field, 'export', 'pid'));
+    assert.ok(before > 0, `export's pid shown: ${before}`);
+    // Every state the row goes through, seen by the page itself.
+    await page.evaluate(() => {
+      const row = document.querySelector('tr[data-service="export"]');
+      window.__exportStates = [];
+      window.__panelLoads = performance.getEntriesByType('navigation').length;
+      new MutationObserver(() => window.__exportStates.push(row.dataset.state)).observe(row, {
+        attributes: true,
+        attributeFilter: ['data-state'],
+      });
+    });
+    const killedAt = Date.now();
+    process.kill(before, 'SIGKILL');
+    await waitForRow('export', (row) => row.dataset.state !== 'running');
+    await waitForRow(
+      'export',
+      (row, old) => {
+        const pid = row.querySelector('[data-field="pid"]').textContent;
+        return row.dataset.state === 'running' && pid !== String(old) && pid !== '—';
+      },
+      before,
+    );
+    const elapsed = Date.now() - killedAt;
+    const states = await page.evaluate(() => window.__exportStates);
+    assert.ok(states.some((state) => state !== 'running'), `states seen: ${states}`);
+    assert.ok(elapsed <= 1000, `back running ${elapsed} ms after the kill (states: ${states})`);
+    const after = Number(await page.evaluate(field, 'export', 'pid'));
+    assert.notEqual(after, before);
+    const status = (await invoke(fleet, 'services:get-all')).find((service) => service.name === 'export');
+    assert.equal(status.pid, after);
+    // Same document all along: the page was not reloaded.
+    assert.equal(await page.evaluate(() => typeof window.__exportStates), 'object');
+  });
+
+  it('clicking restart shows the request in flight and changes the pid', async () => {
+    const before = await page.evaluate(field, 'records', 'pid');
+    // Every label the button shows, seen by the page itself (the request may be quick).
+    await page.evaluate(() => {
+      const button = document.querySelector('tr[data-service="records"] button[data-action="restart"]');
+      window.__restartButton = [];
+      new MutationObserver(() =>
+        window.__restartButton.push({ label: button.textContent, disabled: button.disabled }),
+      ).observe(button, { attributes: true, childList: true, characterData: true, subtree: true });
+    });
+    await page.click('tr[data-service="records"] button[data-action="restart"]');
+    await waitForRow(
+      'records',
+      (row, old) => {
+        const pid = row.querySelector('[data-field="pid"]').textContent;
+        const button = row.querySelector('button[data-action="restart"]');
+        return row.dataset.state === 'running' && pid !== old && pid !== '—' && !button.dataset.busy;
+      },
+      before,
+    );
+    assert.equal(await page.evaluate(field, 'records', 'action-error'), '');
+    const labels = await page.evaluate(() => window.__restartButton);
+    assert.ok(
+      labels.some(({ label, disabled }) => label === 'Restarting…' && disabled),
+      `the button showed the request in flight: ${JSON.stringify(labels)}`,
+    );
+  });
+
+  it('clicking stop greys the row, and start brings it back', async () => {
+    await page.click('tr[data-service="export"] button[data-action="stop"]');
+    await waitForRow('export', (row) => row.dataset.state === 'stopped' && row.dataset.tone === 'off');
+    const grey = await page.$eval('tr[data-service="export"] .dot', (dot) => [
+      getComputedStyle(dot).backgroundColor,
+      getComputedStyle(document.documentElement).getPropertyValue('--off').trim(),
+    ]);
+    assert.equal(grey[0], 'rgb(138, 144, 153)', `the dot is grey (--off ${grey[1]})`);
+    assert.equal(await page.evaluate(field, 'export', 'pid'), '—');
+    await waitForRow('export', (row) => row.querySelector('button[data-action="start"]').disabled === false);
+    await page.click('tr[data-service="export"] button[data-action="start"]');
+    await waitForRow(
+      'export',
+      (row) => row.dataset.state === 'running' && /^\d+$/.test(row.querySelector('[data-field="pid"]').textContent),
+    );
+    const health = await invoke(fleet, 'app:health');
+    await page.waitForFunction((status) => document.querySelector('#health').dataset.health === status, {}, health.status);
+  });
+
+  it('a line a service prints after the page loaded appears within 1 s; the level filter hides it', async () => {
+    const marker = `panel-marker-${process.pid}-${Date.now()}`;
+    const printedAt = Date.now();
+    const printed = await fetch(`http://127.0.0.1:${fleet.ports.records}/print?INFO+${marker}+info`);
+    assert.equal(printed.status, 200);
+    await fetch(`http://127.0.0.1:${fleet.ports.records}/print?WARN+${marker}+warn`);
+    const rowsWith = (text) =>
+      [...document.querySelectorAll('#log .log-row')]
+        .filter((row) => row.textContent.includes(text))
+        .map((row) => row.dataset.level);
+    await page.waitForFunction((text) => {
+      const rows = [...document.querySelectorAll('#log .log-row')];
+      return rows.some((row) => row.textContent.includes(`${text} info`));
+    }, { polling: 'mutation' }, marker);
+    const elapsed = Date.now() - printedAt;
+    assert.ok(elapsed <= 1000, `the line appeared ${elapsed} ms after it was printed`);
+    await page.waitForFunction((text) => [...document.querySelectorAll('#log .log-row')].some((row) => row.textContent.includes(`${text} warn`)), { polling: 'mutation' }, marker);
+    assert.deepEqual(await page.evaluate(rowsWith, marker), ['info', 'warn']);
+
+    await page.select('#log-level', 'warn');
+    await page.waitForFunction((text) => ![...document.querySelectorAll('#log .log-row')].some((row) => row.textContent.includes(`${text} info`)), { polling: 'mutation' }, marker);
+    assert.deepEqual(await page.evaluate(rowsWith, marker), ['warn']);
+    // The text filter leaves only matching lines; clearing both brings everything back.
+    await page.select('#log-level', 'debug');
+    await page.type('#log-text', marker);
+    await page.waitForFunction((text) => {
+      const rows = [...document.querySelectorAll('#log .log-row')];
+      return rows.length === 2 && rows.every((row) => row.textContent.includes(text));
+    }, { polling: 'mutation' }, marker);
+    await page.$eval('#log-text', (input) => {
+      input.value = '';
+      input.dispatchEvent(new Event('input'));
+    });
+    await page.waitForFunction(() => document.querySelectorAll('#log .log-row').length > 2, { polling: 'mutation' });
+  });
+
+  it('writes screenshots at 1280×800 and 800×600, light and dark', async () => {
+    await mkdir(SCREENSHOTS, { recursive: true });
+    for (const scheme of ['light', 'dark']) {
+      await page.emulateMediaFeatures([{ name: 'prefers-color-scheme', value: scheme }]);
+      for (const [width, height] of [[1280, 800], [800, 600]]) {
+        await page.setViewport({ width, height });
+        // Two frames: the layout and the sparklines' redraw for the new scheme.
+        await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
+        const suffix = scheme === 'light' ? '' : '-dark';
+        await page.screenshot({ path: new URL(`panel-${width}x${height}${suffix}.png`, SCREENSHOTS).pathname });
+      }
+    }
+    await page.emulateMediaFeatures([{ name: 'prefers-color-scheme', value: 'light' }]);
+    await page.setViewport({ width: 1280, height: 800 });
+  });
+
+  it('a wrong token shows the not-authorised message and makes no further requests', async () => {
+    const api = [];
+    const tab = await openPanel('wrong token', `${fleet.url}/#token=wrong-${fleet.token.slice(0, 8)}`, { width: 800, height: 600 }, {
+      ready: false,
+      onRequest: (request) => {
+        const { pathname } = new URL(request.url());
+        if (pathname.startsWith('/ipc/') || pathname.startsWith('/events')) api.push(pathname);
+      },
+    });
+    try {
+      await tab.waitForSelector('#message[data-kind="unauthorised"]');
+      const text = await tab.$eval('#message', (element) => element.textContent);
+      assert.match(text, /not authorised — run conductor open to get the panel's URL/);
+      // Quiet for a while: no retry, no event stream.
+      await tab.waitForNetworkIdle({ idleTime: 750, timeout: DEADLINE_MS });
+      assert.deepEqual(api, ['/ipc/services:get-all']);
+      assert.equal(await tab.$eval('#services-section', (element) => element.hidden), true);
+      await mkdir(SCREENSHOTS, { recursive: true });
+      await tab.screenshot({ path: new URL('panel-not-authorised.png', SCREENSHOTS).pathname });
+    } finally {
+      await tab.close();
+    }
+    // The refused request is the browser's one expected console line for that tab.
+    const index = problems.findIndex((problem) => problem.label === 'wrong token' && /status of 401/.test(problem.text));
+    assert.ok(index >= 0, `the 401 was seen: ${JSON.stringify(problems)}`);
+    problems.splice(index, 1);
+  });
+
+  it('without a token it says so and asks nothing of the API', async () => {
+    const api = [];
+    const tab = await openPanel('no token', `${fleet.url}/`, { width: 800, height: 600 }, {
+      ready: false,
+      onRequest: (request) => {
+        const { pathname } = new URL(request.url());
+        if (pathname.startsWith('/ipc/') || pathname.startsWith('/events')) api.push(pathname);
+      },
+    });
+    try {
+      await tab.waitForSelector('#message[data-kind="unauthorised"]');
+      await tab.waitForNetworkIdle({ idleTime: 500, timeout: DEADLINE_MS });
+      assert.deepEqual(api, []);
+    } finally {
+      await tab.close();
+    }
+  });
+
+  it('no page logged a console error or threw', async () => {
+    assert.deepEqual(problems, []);
+  });
+});
