@@ -42,7 +42,11 @@ describe('the debug panel', () => {
   const problems = [];
 
   before(async () => {
-    fleet = await startConductor({ services: SERVICES, restart: 'backoff = "100ms"' });
+    fleet = await startConductor({
+      services: SERVICES,
+      // A quick restart (the SIGKILL test allows 1 s) and samples often enough for sparklines.
+      defaults: ['restart = { backoff = "100ms" }', 'metrics_interval = "250ms"'],
+    });
     chromium = await startChromium();
     page = await openPanel('panel', `${fleet.url}/#token=${fleet.token}`, { width: 1280, height: 800 });
   });
@@ -112,6 +116,8 @@ describe('the debug panel', () => {
     // The database section shows conductor's answer.
     const database = await invoke(fleet, 'database:status');
     assert.equal(await page.$eval('[data-field="db-path"]', (element) => element.textContent), database.path);
+    // Uptime ticks in the page, with no request: it leaves 0s on its own.
+    await waitForRow('records', (row) => /^[1-9]\d*s$|m/.test(row.querySelector('[data-field="uptime"]').textContent));
   });
 
   it('a service SIGKILLed from outside leaves running and is back with a new pid within 1 s, without a reload', async () => {
@@ -235,6 +241,13 @@ describe('the debug panel', () => {
 
   it('writes screenshots at 1280×800 and 800×600, light and dark', async () => {
     await mkdir(SCREENSHOTS, { recursive: true });
+    // Sparklines with a few points, as a person would see them after a moment.
+    await page.waitForFunction(() =>
+      [...document.querySelectorAll('tr[data-state="running"] [data-field="memory"] canvas')].every(
+        (canvas) => Number(canvas.dataset.samples) >= 4,
+      ),
+    );
+    await page.$eval('#log-text', (input) => input.blur());
     for (const scheme of ['light', 'dark']) {
       await page.emulateMediaFeatures([{ name: 'prefers-color-scheme', value: scheme }]);
       for (const [width, height] of [[1280, 800], [800, 600]]) {

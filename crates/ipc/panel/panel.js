@@ -209,7 +209,9 @@ function createRow(name) {
     cells[metric] = text;
     cells[`${metric}Spark`] = canvas;
   }
-  const actions = cell(row, "actions", "actions");
+  const actions = document.createElement("div");
+  actions.className = "action-buttons";
+  cell(row, "actions", "actions").append(actions);
   const buttons = {};
   for (const [action, label] of [
     ["start", "Start"],
@@ -415,6 +417,7 @@ function drawSparklines() {
       const context = canvas.getContext("2d");
       context.setTransform(ratio, 0, 0, ratio, 0, 0);
       context.clearRect(0, 0, width, height);
+      canvas.dataset.samples = String(series.length);
       if (series.length < 2) continue;
       const first = series[0][0];
       const span = Math.max(1, series[series.length - 1][0] - first);
