@@ -66,7 +66,7 @@ function notAuthorised() {
   code.textContent = "conductor open";
   showMessage("unauthorised", ["not authorised — run ", code, " to get the panel's URL"]);
   setConnection("closed", "not connected");
-  setHealthText("unknown", "unknown");
+  $("health").hidden = true;
   for (const id of ["services-section", "database", "logs"]) $(id).hidden = true;
 }
 
