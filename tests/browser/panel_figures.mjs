@@ -111,6 +111,12 @@ try {
         renderedMs: window.__panelRendered,
         rows: document.querySelectorAll('#service-rows tr').length,
         logRows: document.querySelectorAll('#log .log-row').length,
+        // Where the time went: each API request's start and end, and the module's.
+        stats: JSON.stringify(window.__panelStats),
+        requests: performance
+          .getEntriesByType('resource')
+          .filter((entry) => /\/ipc\/|\.js$/.test(entry.name))
+          .map((entry) => `${new URL(entry.name).pathname} ${Math.round(entry.startTime)}-${Math.round(entry.responseEnd)}`),
       }));
     });
     if (seen.rows !== N_SERVICES || seen.logRows === 0) {
@@ -119,7 +125,7 @@ try {
     renders.push(seen.renderedMs);
     rows = seen.rows;
     logRows = seen.logRows;
-    log(`load ${load + 1}: ${round(seen.renderedMs)} ms`);
+    log(`load ${load + 1}: ${round(seen.renderedMs)} ms (${seen.requests.join(', ')}) ${seen.stats}`);
     if (load < N_LOADS - 1) await page.close();
   }
 
@@ -132,6 +138,7 @@ try {
     page.evaluate(
       (ms) =>
         new Promise((resolve) => {
+          window.__panelStats.longestFrameMs = 0;
           const start = { ...window.__panelStats, at: performance.now() };
           let last = start.at;
           let worst = 0;
@@ -150,6 +157,7 @@ try {
               skipped: stats.skippedLines - start.skippedLines,
               seconds,
               worst,
+              longestRender: stats.longestFrameMs,
             });
           };
           requestAnimationFrame(frame);
@@ -167,6 +175,7 @@ try {
     services: rows,
     tailLines: tail.logs.length,
     logRowsRendered: logRows,
+    floodLongestRenderMs: round(flood.longestRender),
     floodLinesShownPerSecond: round(flood.lines / flood.seconds),
     floodLinesSkippedPerSecond: round(flood.skipped / flood.seconds),
   };
