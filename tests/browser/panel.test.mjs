@@ -4,19 +4,32 @@
 // target/panel-screenshots/ for a person to look at.
 
 import assert from 'node:assert/strict';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { DEADLINE_MS, startChromium, startConductor } from './support.mjs';
+import { DEADLINE_MS, binary, startChromium, startConductor, tempDir } from './support.mjs';
 
 const SCREENSHOTS = new URL('../../target/panel-screenshots/', import.meta.url);
 
-/** The fleet: a critical service, one that may fail without making the app critical, and a disabled one. */
-const SERVICES = [
-  { name: 'records' },
-  { name: 'export', dependsOn: ['records'], critical: false },
-  { name: 'reserved', enabled: false, critical: false },
-];
+/**
+ * The fleet: a critical service, one that may fail without making the app critical, a disabled
+ * one, and one that writes a burst of 3000 lines when (re)started while `flag` exists.
+ */
+function fleetServices(flag) {
+  return [
+    { name: 'records' },
+    { name: 'export', dependsOn: ['records'], critical: false },
+    { name: 'reserved', enabled: false, critical: false },
+    {
+      name: 'ingestion',
+      critical: false,
+      command: '/bin/sh',
+      args: ['-c', 'if [ -e "$BURST_FLAG" ]; then FAKE_LOG_BURST=3000 exec "$FAKE_SERVICE"; else exec "$FAKE_SERVICE"; fi'],
+      env: { BURST_FLAG: flag, FAKE_SERVICE: binary('FAKE_SERVICE_BIN') },
+    },
+  ];
+}
 
 /** POST /ipc/<channel> from the test itself, to compare the page with conductor's answer. */
 async function invoke(fleet, channel, body) {
@@ -38,12 +51,14 @@ describe('the debug panel', () => {
   let fleet;
   let chromium;
   let page;
+  let scratch;
   /** Console errors and uncaught exceptions of every page, by page label. */
   const problems = [];
 
   before(async () => {
+    scratch = await tempDir('panel');
     fleet = await startConductor({
-      services: SERVICES,
+      services: fleetServices(join(scratch, 'burst')),
       // A quick restart (the SIGKILL test allows 1 s) and samples often enough for sparklines.
       defaults: ['restart = { backoff = "100ms" }', 'metrics_interval = "250ms"'],
     });
@@ -55,6 +70,7 @@ describe('the debug panel', () => {
     // Pages close with the browser; the browser goes before conductor so no stream errors late.
     const results = await Promise.allSettled([chromium?.stop()]);
     results.push(...(await Promise.allSettled([fleet?.stop()])));
+    if (scratch) results.push(...(await Promise.allSettled([rm(scratch, { recursive: true, force: true })])));
     const failures = results.filter((result) => result.status === 'rejected').map((result) => result.reason);
     if (failures.length > 0) throw new AggregateError(failures, 'cleaning up the panel test');
   });
@@ -102,7 +118,7 @@ describe('the debug panel', () => {
     );
     assert.deepEqual(
       rows.map((row) => [row.name, row.state]),
-      [['records', 'running'], ['export', 'running'], ['reserved', 'disabled']],
+      [['records', 'running'], ['export', 'running'], ['reserved', 'disabled'], ['ingestion', 'running']],
     );
     const health = await invoke(fleet, 'app:health');
     const shown = await page.$eval('#health', (element) => ({
@@ -260,6 +276,25 @@ describe('the debug panel', () => {
     }
     await page.emulateMediaFeatures([{ name: 'prefers-color-scheme', value: 'light' }]);
     await page.setViewport({ width: 1280, height: 800 });
+  });
+
+  it('a burst of lines says how many were skipped and where they are, and keeps the pane bounded', async () => {
+    await writeFile(join(scratch, 'burst'), '');
+    await page.click('tr[data-service="ingestion"] button[data-action="restart"]');
+    await page.waitForSelector('#log-skipped li[data-service="ingestion"]');
+    const notice = await page.$eval('#log-skipped li[data-service="ingestion"]', (item) => item.textContent);
+    assert.match(notice, /^ingestion: [\d,]+ lines skipped — open \S*\/ingestion\.log\b/);
+    // The lines that were shown arrive too, and the pane never holds more than its cap.
+    await page.waitForFunction(
+      () => [...document.querySelectorAll('#log .log-row[data-service="ingestion"]')].some((row) => row.textContent.includes('burst out')),
+      { polling: 'mutation' },
+    );
+    assert.ok(await page.$$eval('#log .log-row', (rows) => rows.length <= 2000));
+    await mkdir(SCREENSHOTS, { recursive: true });
+    await page.screenshot({ path: new URL('panel-1280x800-skipped.png', SCREENSHOTS).pathname });
+    await page.click('#log-skipped button');
+    await page.waitForSelector('#log-skipped', { hidden: true });
+    await rm(join(scratch, 'burst'));
   });
 
   it('a wrong token shows the not-authorised message and makes no further requests', async () => {

@@ -646,7 +646,8 @@ function renderSkipped() {
     item.dataset.service = serviceName ?? "";
     const path = document.createElement("code");
     path.textContent = file;
-    const who = serviceName ? `${serviceName}: ` : "";
+    // Without a service: the stream fell behind and dropped lines of every service.
+    const who = serviceName ? `${serviceName}: ` : "the stream fell behind: ";
     item.append(`${who}${lines.toLocaleString("en")} lines skipped — open `, path);
     items.push(item);
   }
