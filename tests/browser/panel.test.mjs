@@ -136,6 +136,33 @@ describe('the debug panel', () => {
     await waitForRow('records', (row) => /^[1-9]\d*s$|m/.test(row.querySelector('[data-field="uptime"]').textContent));
   });
 
+  it('is usable by keyboard: Tab reaches the buttons and the log controls, each with a visible focus ring', async () => {
+    await page.evaluate(() => document.activeElement?.blur());
+    const seen = [];
+    for (let step = 0; step < 40; step += 1) {
+      await page.keyboard.press('Tab');
+      const focused = await page.evaluate(() => {
+        const element = document.activeElement;
+        const style = getComputedStyle(element);
+        return {
+          tag: element.tagName.toLowerCase(),
+          id: element.id,
+          action: element.dataset.action,
+          service: element.closest('tr')?.dataset.service,
+          outline: `${style.outlineStyle} ${style.outlineWidth}`,
+        };
+      });
+      seen.push(focused);
+      if (focused.id === 'log') break;
+    }
+    const names = seen.map(({ tag, id, action, service }) => (action ? `${action} ${service}` : id || tag));
+    for (const expected of ['stop records', 'restart records', 'start reserved', 'log-service', 'log-level', 'log-text', 'log-follow', 'log']) {
+      assert.ok(names.includes(expected), `Tab reaches ${expected}: ${names}`);
+    }
+    for (const focused of seen) assert.equal(focused.outline, 'solid 2px', JSON.stringify(focused));
+    await page.evaluate(() => document.activeElement?.blur());
+  });
+
   it('a service SIGKILLed from outside leaves running and is back with a new pid within 1 s, without a reload', async () => {
     const before = Number(await page.evaluate(field, 'export', 'pid'));
     assert.ok(before > 0, `export's pid shown: ${before}`);
