@@ -264,6 +264,13 @@ describe('the debug panel', () => {
     assert.ok(elapsed <= 1000, `the line appeared ${elapsed} ms after it was printed`);
     await page.waitForFunction((text) => [...document.querySelectorAll('#log .log-row')].some((row) => row.textContent.includes(`${text} warn`)), { polling: 'mutation' }, marker);
     assert.deepEqual(await page.evaluate(rowsWith, marker), ['info', 'warn']);
+    // Following: the newest line ends up in view at the bottom of the pane.
+    await page.waitForFunction(() => {
+      const log = document.querySelector('#log');
+      const last = log.lastElementChild.getBoundingClientRect();
+      const pane = log.getBoundingClientRect();
+      return last.bottom <= pane.bottom + 1 && last.top >= pane.top;
+    });
 
     await page.select('#log-level', 'warn');
     await page.waitForFunction((text) => ![...document.querySelectorAll('#log .log-row')].some((row) => row.textContent.includes(`${text} info`)), { polling: 'mutation' }, marker);

@@ -1,6 +1,6 @@
 // The debug panel's performance figures (issue 16), for `cargo xtask bench`:
 //
-//   node panel_figures.mjs <conductor> <fake-service> <chromium>
+//   node panel_figures.mjs <conductor> <fake-service> <chromium> [screenshot.png]
 //
 // starts conductor over 100 fake services that print 100 lines each at startup (a tail of
 // 10 000 log lines), opens the panel in headless Chromium and prints one JSON line:
@@ -15,7 +15,7 @@
 import { unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-const [conductorBin, fakeServiceBin, chromiumBin] = process.argv.slice(2);
+const [conductorBin, fakeServiceBin, chromiumBin, screenshot] = process.argv.slice(2);
 if (!conductorBin || !fakeServiceBin || !chromiumBin) {
   console.error('usage: node panel_figures.mjs <conductor> <fake-service> <chromium>');
   process.exit(2);
@@ -167,6 +167,8 @@ try {
   );
   await unlink(flag);
   await invoke(fleet, 'services:stop', { serviceName: 'flood' });
+  // The page after the flood, for a person to look at.
+  if (screenshot) await page.screenshot({ path: screenshot });
   const figures = {
     firstRenderMs: round(median(renders)),
     floodEventsPerSecond: round(flood.events / flood.seconds),

@@ -582,7 +582,13 @@ function updateLogCount() {
 
 function scrollLog() {
   const log = $("log");
-  if ($("log-follow").checked) log.scrollTop = log.scrollHeight;
+  if (!$("log-follow").checked) return;
+  log.scrollTop = log.scrollHeight;
+  // Rows come into view at their real height (off-screen ones are estimated): once more after
+  // that layout, so following really ends at the last line.
+  requestAnimationFrame(() => {
+    if ($("log-follow").checked) log.scrollTop = log.scrollHeight;
+  });
 }
 
 function rebuildLog() {
