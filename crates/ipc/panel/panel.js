@@ -13,7 +13,7 @@ const TOKEN_KEY = "conductor.panel.token";
 const LOG_KEEP = 10_000;
 /** Log rows in the document at most: enough to scroll back, few enough to stay fast. */
 const LOG_ROWS = 2_000;
-/** Entries asked for at load, every service merged. */
+/** Entries asked for once the page is up, every service merged (the first render asks LOG_ROWS). */
 const LOG_LOAD = 10_000;
 /** Sparkline history. */
 const METRICS_SECONDS = 300;
@@ -164,6 +164,8 @@ function render() {
     document.body.dataset.ready = "true";
     window.__panelRendered = performance.now();
     window.__panelStats.firstFrameMs = window.__panelRendered - began;
+    // After this frame is painted.
+    setTimeout(loadFullTail, 0);
   }
 }
 
@@ -528,13 +530,16 @@ async function loadDatabase() {
 
 // ---- logs ----------------------------------------------------------------------------------
 
+/** A level's place in LEVELS; one the page does not know counts as info (and shows as info). */
+const levelRank = (level) => (LEVELS.includes(level) ? LEVELS.indexOf(level) : 1);
+
 function logFilter() {
   const service = $("log-service").value;
-  const minimum = LEVELS.indexOf($("log-level").value);
+  const minimum = levelRank($("log-level").value);
   const text = $("log-text").value.trim().toLowerCase();
   return (entry) =>
     (service === "" || entry.service === service) &&
-    LEVELS.indexOf(entry.level) >= minimum &&
+    levelRank(entry.level) >= minimum &&
     (text === "" || entry.message.toLowerCase().includes(text));
 }
 
@@ -567,6 +572,7 @@ function addLogs(entries) {
     return;
   }
   for (const entry of entries) state.logs.push(entry);
+  if (state.liveSinceFullTail) state.liveSinceFullTail.push(...entries);
   keepLogs();
   state.pendingRender ??= [];
   for (const entry of entries) state.pendingRender.push(entry);
@@ -671,32 +677,59 @@ function renderSkipped() {
   list.hidden = items.length === 0;
 }
 
-async function loadLogs() {
-  let tail = [];
+/** The newest `lines` entries of every service, merged; undefined when refused. */
+async function fetchTail(lines) {
   try {
-    tail = (await state.client.invoke("logs:get", { lines: LOG_LOAD })).logs;
+    return (await state.client.invoke("logs:get", { lines })).logs;
   } catch (error) {
-    if (error.status === 401) return stop();
+    if (error.status === 401) stop();
+    return undefined;
   }
-  // Lines that arrived live while the tail was on its way may be in it too: skip those.
-  const pending = state.pendingLogs;
+}
+
+const entryKey = (entry) => `${entry.timestamp}\u0000${entry.service}\u0000${entry.message}`;
+
+/** `tail` and the `live` lines that arrived while it was on its way, each line once. */
+function mergeTail(tail, live) {
+  if (live.length === 0 || tail.length === 0) return tail.concat(live);
+  const since = live[0].timestamp;
+  const seen = new Set();
+  for (let index = tail.length - 1; index >= 0 && tail[index].timestamp >= since; index -= 1) {
+    seen.add(entryKey(tail[index]));
+  }
+  return tail.concat(live.filter((entry) => !seen.has(entryKey(entry))));
+}
+
+/**
+ * The log pane's first content: as many lines as it shows (LOG_ROWS), so the first render
+ * parses a fifth of the tail; the rest follows once the page is up (`loadFullTail`).
+ */
+async function loadLogs() {
+  const tail = await fetchTail(LOG_ROWS);
+  if (stopped) return;
+  state.logs = mergeTail(tail ?? [], state.pendingLogs);
   state.pendingLogs = [];
-  if (pending.length > 0 && tail.length > 0) {
-    const since = pending[0].timestamp;
-    const seen = new Set();
-    for (let index = tail.length - 1; index >= 0 && tail[index].timestamp >= since; index -= 1) {
-      const entry = tail[index];
-      seen.add(`${entry.timestamp}\u0000${entry.service}\u0000${entry.message}`);
-    }
-    tail = tail.concat(pending.filter((entry) => !seen.has(`${entry.timestamp}\u0000${entry.service}\u0000${entry.message}`)));
-  } else {
-    tail = tail.concat(pending);
-  }
-  window.__panelStats.logsLoadedAt = performance.now();
-  state.logs = tail;
   keepLogs();
+  window.__panelStats.logsLoadedAt = performance.now();
   state.logsReady = true;
   state.dirty.logsRebuild = true;
+  schedule();
+}
+
+/** The whole tail (LOG_LOAD lines), for filters that reach further back than the pane shows. */
+async function loadFullTail() {
+  state.liveSinceFullTail = [];
+  const tail = await fetchTail(LOG_LOAD);
+  const live = state.liveSinceFullTail;
+  state.liveSinceFullTail = undefined;
+  if (!tail || stopped) return;
+  window.__panelStats.fullTailAt = performance.now();
+  state.logs = mergeTail(tail, live);
+  keepLogs();
+  const filtered = $("log-service").value !== "" || $("log-level").value !== "debug" || $("log-text").value.trim() !== "";
+  // Unfiltered, the pane already shows the newest lines; a filter may now find older ones.
+  if (filtered) state.dirty.logsRebuild = true;
+  else updateLogCount();
   schedule();
 }
 
