@@ -246,6 +246,16 @@ describe('the debug panel', () => {
     await page.waitForFunction((status) => document.querySelector('#health').dataset.health === status, {}, health.status);
   });
 
+  it('a refused action shows its error in the row', async () => {
+    await page.click('tr[data-service="reserved"] button[data-action="start"]');
+    await waitForRow('reserved', (row) => row.querySelector('[data-field="action-error"]').textContent !== '');
+    const error = await page.evaluate(field, 'reserved', 'action-error');
+    assert.match(error, /^start failed: .*\S/);
+    assert.equal(await page.evaluate(field, 'reserved', 'state-text'), 'disabled');
+    // The buttons are usable again once the request ended.
+    assert.equal(await page.$eval('tr[data-service="reserved"] button[data-action="start"]', (button) => button.disabled), false);
+  });
+
   it('a line a service prints after the page loaded appears within 1 s; the level filter hides it', async () => {
     const marker = `panel-marker-${process.pid}-${Date.now()}`;
     const printedAt = Date.now();
@@ -272,6 +282,13 @@ describe('the debug panel', () => {
       return last.bottom <= pane.bottom + 1 && last.top >= pane.top;
     });
 
+    // One service's lines only.
+    await page.select('#log-service', 'export');
+    await page.waitForFunction(() => {
+      const rows = [...document.querySelectorAll('#log .log-row')];
+      return rows.length > 0 && rows.every((row) => row.dataset.service === 'export');
+    }, { polling: 'mutation' });
+    await page.select('#log-service', '');
     await page.select('#log-level', 'warn');
     await page.waitForFunction((text) => ![...document.querySelectorAll('#log .log-row')].some((row) => row.textContent.includes(`${text} info`)), { polling: 'mutation' }, marker);
     assert.deepEqual(await page.evaluate(rowsWith, marker), ['warn']);

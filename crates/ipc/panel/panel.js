@@ -215,9 +215,10 @@ function createRow(name) {
     cells[metric] = text;
     cells[`${metric}Spark`] = canvas;
   }
+  const actionCell = cell(row, "actions", "actions");
   const actions = document.createElement("div");
   actions.className = "action-buttons";
-  cell(row, "actions", "actions").append(actions);
+  actionCell.append(actions);
   const buttons = {};
   for (const [action, label] of [
     ["start", "Start"],
@@ -237,7 +238,8 @@ function createRow(name) {
   actionError.className = "action-error";
   actionError.dataset.field = "action-error";
   actionError.setAttribute("role", "status");
-  actions.append(actionError);
+  // Under the buttons, as wide as they are: an error must not push the row's columns away.
+  actionCell.append(actionError);
   cells.buttons = buttons;
   cells.actionError = actionError;
   return { row, cells };
