@@ -290,7 +290,14 @@ describe('the debug panel', () => {
     }, { polling: 'mutation' });
     await page.select('#log-service', '');
     await page.select('#log-level', 'warn');
-    await page.waitForFunction((text) => ![...document.querySelectorAll('#log .log-row')].some((row) => row.textContent.includes(`${text} info`)), { polling: 'mutation' }, marker);
+    // Both halves: the warn line shown (the pane shows every service again) and the info one not.
+    await page.waitForFunction((text) => {
+      const rows = [...document.querySelectorAll('#log .log-row')];
+      return (
+        rows.some((row) => row.textContent.includes(`${text} warn`)) &&
+        !rows.some((row) => row.textContent.includes(`${text} info`))
+      );
+    }, { polling: 'mutation' }, marker);
     assert.deepEqual(await page.evaluate(rowsWith, marker), ['warn']);
     // The text filter leaves only matching lines; clearing both brings everything back.
     await page.select('#log-level', 'debug');
