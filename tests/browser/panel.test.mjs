@@ -328,6 +328,13 @@ describe('the debug panel', () => {
         await page.setViewport({ width, height });
         // Two frames: the layout and the sparklines' redraw for the new scheme.
         await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
+        // Following, the newest line is in view whatever the size.
+        await page.waitForFunction(() => {
+          const log = document.querySelector('#log');
+          const last = log.lastElementChild.getBoundingClientRect();
+          const pane = log.getBoundingClientRect();
+          return last.bottom <= pane.bottom + 1 && last.top >= pane.top;
+        });
         const suffix = scheme === 'light' ? '' : '-dark';
         await page.screenshot({ path: new URL(`panel-${width}x${height}${suffix}.png`, SCREENSHOTS).pathname });
       }

@@ -744,6 +744,8 @@ function wireLogControls() {
   $("log-level").addEventListener("change", rebuild);
   $("log-text").addEventListener("input", rebuild);
   $("log-follow").addEventListener("change", scrollLog);
+  // A resized window rewraps the lines: following stays at the last one.
+  new ResizeObserver(() => scrollLog()).observe($("log"));
 }
 
 // ---- start ---------------------------------------------------------------------------------
