@@ -362,6 +362,67 @@ describe('the debug panel', () => {
     await rm(join(scratch, 'burst'));
   });
 
+  it('when the event stream drops and comes back unable to resume (resync), the page fetches the services again and shows what it missed', async () => {
+    const fetched = [];
+    const tab = await chromium.browser.newPage();
+    tab.setDefaultTimeout(DEADLINE_MS);
+    tab.on('console', (message) => {
+      if (message.type() === 'error') problems.push({ label: 'resync', text: message.text() });
+    });
+    tab.on('pageerror', (error) => problems.push({ label: 'resync', text: `uncaught: ${error.message}` }));
+    tab.on('request', (request) => {
+      if (new URL(request.url()).pathname === '/ipc/services:get-all') fetched.push(Date.now());
+    });
+    // Before the page's scripts: an EventSource that remembers its instances and, once asked,
+    // reconnects with an id this run never sent (conductor answers that with `resync`).
+    await tab.evaluateOnNewDocument(() => {
+      const Native = window.EventSource;
+      window.__eventSources = [];
+      window.__resumeFromNowhere = false;
+      window.EventSource = class extends Native {
+        constructor(url, init) {
+          const address = window.__resumeFromNowhere ? url.replace(/lastEventId=[^&]*/, 'lastEventId=-1') : url;
+          super(address, init);
+          window.__eventSources.push(address);
+          window.__lastEventSource = this;
+          this.addEventListener('app:metrics', () => {
+            window.__sawEvent = true;
+          });
+        }
+      };
+    });
+    try {
+      await tab.goto(`${fleet.url}/#token=${fleet.token}`);
+      await tab.waitForSelector('body[data-ready="true"]');
+      await tab.waitForSelector('#connection[data-connection="live"]');
+      // An event with an id seen, so the reconnection asks to resume (and is told `resync`).
+      await tab.waitForFunction(() => window.__sawEvent === true);
+      const before = fetched.length;
+      const pid = await tab.evaluate(field, 'export', 'pid');
+      // The stream drops (as a network blip would end it) while export restarts.
+      await tab.evaluate(() => {
+        window.__resumeFromNowhere = true;
+        window.__lastEventSource.onerror(new Event('error'));
+      });
+      await invoke(fleet, 'services:restart', { serviceName: 'export' });
+      await tab.waitForFunction(
+        (old) => {
+          const row = document.querySelector('tr[data-service="export"]');
+          const shown = row.querySelector('[data-field="pid"]').textContent;
+          return row.dataset.state === 'running' && shown !== old && shown !== '—';
+        },
+        { polling: 'mutation' },
+        pid,
+      );
+      await tab.waitForFunction((n) => window.__eventSources.length > n, {}, 1);
+      const sources = await tab.evaluate(() => window.__eventSources);
+      assert.match(sources.at(-1), /lastEventId=-1/, `it reconnected: ${sources}`);
+      assert.ok(fetched.length > before, `services:get-all asked again after the resync (${fetched.length - before} times)`);
+    } finally {
+      await tab.close();
+    }
+  });
+
   it('a wrong token shows the not-authorised message and makes no further requests', async () => {
     const api = [];
     const tab = await openPanel('wrong token', `${fleet.url}/#token=wrong-${fleet.token.slice(0, 8)}`, { width: 800, height: 600 }, {

@@ -773,7 +773,13 @@ async function start() {
   const client = await connect({
     url: location.origin,
     token,
-    onStreamOpen: () => setConnection("live", "live"),
+    onStreamOpen: () => {
+      setConnection("live", "live");
+      // A stream that dropped before it saw an event id reconnects without one, and nothing
+      // tells the page what it missed: every reconnection fetches the snapshots again.
+      state.streamOpens = (state.streamOpens ?? 0) + 1;
+      if (state.streamOpens > 1) resync();
+    },
     onStreamError: () => {
       if (!stopped) setConnection("reconnecting", "reconnecting…");
     },
