@@ -1,7 +1,8 @@
 // Issue 16, in a real headless Chromium: the debug panel conductor serves at GET / shows the
-// fleet live (states, ports, pids, health, logs) and drives it (start, stop, restart); a wrong
-// token gets the not-authorised message and nothing more. Screenshots of every run land in
-// target/panel-screenshots/ for a person to look at.
+// fleet live (states, ports, pids, health, logs, skipped lines), drives it (start, stop,
+// restart, with their errors), is usable by keyboard, catches up after its event stream drops,
+// and with a wrong or no token says so and asks nothing more. No page may log a console error.
+// Screenshots of every run land in target/panel-screenshots/ for a person to look at.
 
 import assert from 'node:assert/strict';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
