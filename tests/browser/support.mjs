@@ -85,33 +85,48 @@ export function within(ms, what, promise) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+/** The fleet `startConductor` runs unless told otherwise: records, and export depending on it. */
+const TWO_SERVICES = [{ name: 'records' }, { name: 'export', dependsOn: ['records'] }];
+
 /**
- * Writes a registry of two fake services allowing `allowedOrigins`, runs `conductor up` on a
- * fresh data dir and resolves once every service is ready, with `{ url, token }` from ipc.json.
+ * Writes a registry of fake services allowing `allowedOrigins`, runs `conductor up` on a fresh
+ * data dir and resolves once every service is ready, with `{ url, token, ports }` (ports by
+ * service name) from ipc.json. `services` (default: records and export) are
+ * `{ name, env?, dependsOn?, critical?, enabled?, command?, args? }` (command: fake-service); `defaults` and `logs` are extra TOML lines
+ * for `[defaults]` and `[logs]` (e.g. `['restart = { backoff = "100ms" }']`); `deadlineMs` bounds
+ * the startup (a big fleet on a loaded machine needs more than DEADLINE_MS).
  */
-export async function startConductor({ allowedOrigins }) {
+export async function startConductor({ allowedOrigins = [], services = TWO_SERVICES, defaults = [], logs = [], deadlineMs = DEADLINE_MS } = {}) {
   const conductorBin = binary('CONDUCTOR_BIN');
   const fakeService = binary('FAKE_SERVICE_BIN');
   const dir = await tempDir('fleet');
-  const [records, export_] = [await freePort(), await freePort()];
+  const ports = {};
+  const taken = new Set();
+  for (const { name } of services) {
+    // The OS may hand a just-released port out again: each service gets its own.
+    let port;
+    do port = await freePort();
+    while (taken.has(port));
+    taken.add(port);
+    ports[name] = port;
+  }
+  const table = (entries) =>
+    `{ ${Object.entries(entries).map(([key, value]) => `${JSON.stringify(key)} = ${JSON.stringify(value)}`).join(', ')} }`;
   const registry = `[app]
 name = "BrowserTest"
 allowed_origins = ${JSON.stringify(allowedOrigins)}
-
+${logs.length > 0 ? `\n[logs]\n${logs.join('\n')}\n` : ''}
 [defaults]
 health = { kind = "http", path = "/health", interval = "300ms", timeout = "2s", failure_threshold = 3 }
 ready_timeout = "20s"
 stop_timeout = "5s"
-
-[services.records]
-port = ${records}
-command = ${JSON.stringify(fakeService)}
-
-[services.export]
-port = ${export_}
-command = ${JSON.stringify(fakeService)}
-depends_on = ["records"]
-`;
+${defaults.map((line) => `${line}\n`).join('')}${services
+  .map(({ name, env, dependsOn, critical, enabled, command, args }) => `
+[services.${name}]
+port = ${ports[name]}
+command = ${JSON.stringify(command ?? fakeService)}
+${args ? `args = ${JSON.stringify(args)}\n` : ''}${env ? `env = ${table(env)}\n` : ''}${dependsOn ? `depends_on = ${JSON.stringify(dependsOn)}\n` : ''}${critical === undefined ? '' : `critical = ${critical}\n`}${enabled === undefined ? '' : `enabled = ${enabled}\n`}`)
+  .join('')}`;
   const registryPath = join(dir, 'conductor.toml');
   const dataDir = join(dir, 'data');
   await writeFile(registryPath, registry);
@@ -154,10 +169,10 @@ depends_on = ["records"]
     },
   };
   try {
-    await within(DEADLINE_MS, 'conductor to start every service', ready);
+    await within(deadlineMs, 'conductor to start every service', ready);
     const info = JSON.parse(await readFile(join(dataDir, 'ipc.json'), 'utf8'));
     if (info.pid !== child.pid) throw new Error(`ipc.json names pid ${info.pid}, not ${child.pid}`);
-    return { ...fleet, url: info.url, token: info.token };
+    return { ...fleet, url: info.url, token: info.token, ports, dataDir };
   } catch (error) {
     await fleet.stop().catch(() => {});
     throw error;
