@@ -314,6 +314,28 @@ describe('the debug panel', () => {
     await page.waitForFunction(() => document.querySelectorAll('#log .log-row').length > 2, { polling: 'mutation' });
   });
 
+  it('a log line holding markup is shown as text, never run or rendered', async () => {
+    const marker = `panel-hostile-${process.pid}-${Date.now()}`;
+    const line = `ERROR ${marker} <img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script> & done`;
+    const printed = await fetch(`http://127.0.0.1:${fleet.ports.records}/print?${encodeURIComponent(line)}`);
+    assert.equal(printed.status, 200);
+    await page.waitForFunction((text) => {
+      const rows = [...document.querySelectorAll('#log .log-row')];
+      return rows.some((row) => row.textContent.includes(text));
+    }, { polling: 'mutation' }, marker);
+    const seen = await page.evaluate((text) => {
+      const row = [...document.querySelectorAll('#log .log-row')].find((r) => r.textContent.includes(text));
+      return {
+        text: row.querySelector('.log-message').textContent,
+        elements: row.querySelectorAll('img, script').length,
+        pwned: window.__pwned,
+      };
+    }, marker);
+    assert.equal(seen.elements, 0, 'the markup became elements');
+    assert.equal(seen.pwned, undefined, 'the markup ran');
+    assert.ok(seen.text.includes('<img src=x onerror="window.__pwned=1"><script>') && seen.text.includes('& done'), seen.text);
+  });
+
   it('writes screenshots at 1280×800 and 800×600, light and dark', async () => {
     await mkdir(SCREENSHOTS, { recursive: true });
     // Sparklines with a few points, as a person would see them after a moment.
