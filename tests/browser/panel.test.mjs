@@ -446,15 +446,21 @@ describe('the debug panel', () => {
     }
   });
 
-  it('a wrong token shows the not-authorised message and makes no further requests', async () => {
+  /** A tab on `url` that does not wait for the panel to be ready, and the API paths it asks. */
+  async function openCountingApi(label, url) {
     const api = [];
-    const tab = await openPanel('wrong token', `${fleet.url}/#token=wrong-${fleet.token.slice(0, 8)}`, { width: 800, height: 600 }, {
+    const tab = await openPanel(label, url, { width: 800, height: 600 }, {
       ready: false,
       onRequest: (request) => {
         const { pathname } = new URL(request.url());
         if (pathname.startsWith('/ipc/') || pathname.startsWith('/events')) api.push(pathname);
       },
     });
+    return { tab, api };
+  }
+
+  it('a wrong token shows the not-authorised message and makes no further requests', async () => {
+    const { tab, api } = await openCountingApi('wrong token', `${fleet.url}/#token=wrong-${fleet.token.slice(0, 8)}`);
     try {
       await tab.waitForSelector('#message[data-kind="unauthorised"]');
       const text = await tab.$eval('#message', (element) => element.textContent);
@@ -475,14 +481,7 @@ describe('the debug panel', () => {
   });
 
   it('without a token it says so and asks nothing of the API', async () => {
-    const api = [];
-    const tab = await openPanel('no token', `${fleet.url}/`, { width: 800, height: 600 }, {
-      ready: false,
-      onRequest: (request) => {
-        const { pathname } = new URL(request.url());
-        if (pathname.startsWith('/ipc/') || pathname.startsWith('/events')) api.push(pathname);
-      },
-    });
+    const { tab, api } = await openCountingApi('no token', `${fleet.url}/`);
     try {
       await tab.waitForSelector('#message[data-kind="unauthorised"]');
       await tab.waitForNetworkIdle({ idleTime: 500, timeout: DEADLINE_MS });
