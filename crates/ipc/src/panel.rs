@@ -31,6 +31,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("/", HTML, include_str!("../panel/index.html")),
     ("/panel/", HTML, include_str!("../panel/index.html")),
     (
+        "/panel/index.html",
+        HTML,
+        include_str!("../panel/index.html"),
+    ),
+    (
         "/panel/panel.js",
         JAVASCRIPT,
         include_str!("../panel/panel.js"),

@@ -206,8 +206,11 @@ async fn route(
     let path = request.uri().path().to_owned();
     if panel::is_panel_path(&path) {
         // The page and its modules hold no secret; the page brings the token to the API.
-        if request.method() != Method::GET {
-            return Err(method_not_allowed(&request, "GET").with_header(header::ALLOW, "GET"));
+        // HEAD too, as for any file (hyper sends no body in answer to it).
+        if request.method() != Method::GET && request.method() != Method::HEAD {
+            return Err(
+                method_not_allowed(&request, "GET or HEAD").with_header(header::ALLOW, "GET, HEAD")
+            );
         }
         return panel::asset(&path).map_err(|(status, message)| ApiError::new(status, message));
     }

@@ -20,6 +20,7 @@ async fn the_page_and_its_modules_are_served_without_the_token_under_a_strict_po
     for (path, content_type) in [
         ("/", "text/html; charset=utf-8"),
         ("/panel/", "text/html; charset=utf-8"),
+        ("/panel/index.html", "text/html; charset=utf-8"),
         ("/panel/panel.js", "text/javascript; charset=utf-8"),
         ("/panel/panel.css", "text/css; charset=utf-8"),
         ("/panel/client/index.js", "text/javascript; charset=utf-8"),
@@ -58,7 +59,7 @@ async fn the_page_and_its_modules_are_served_without_the_token_under_a_strict_po
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_panel_keeps_the_host_check_and_answers_only_get() {
+async fn the_panel_keeps_the_host_check_and_answers_only_get_and_head() {
     let fixture = Fixture::new("panel-refusals", false).await;
     let host = format!("127.0.0.1:{}", fixture.port);
     let rebound = raw_request(
@@ -84,7 +85,21 @@ async fn the_panel_keeps_the_host_check_and_answers_only_get() {
     )
     .await;
     assert_eq!(post.status, 405, "{post:?}");
-    assert_eq!(post.header("allow"), Some("GET"));
+    assert_eq!(post.header("allow"), Some("GET, HEAD"));
+
+    let head = raw_request(
+        fixture.addr(),
+        &format!("HEAD /panel/panel.js HTTP/1.1\r\nHost: {host}"),
+        b"",
+    )
+    .await;
+    assert_eq!(head.status, 200, "{head:?}");
+    assert_eq!(head.body, "", "a HEAD answer has no body: {head:?}");
+    assert!(
+        head.header("content-length")
+            .is_some_and(|length| length != "0"),
+        "{head:?}"
+    );
     fixture.finish().await;
 }
 
