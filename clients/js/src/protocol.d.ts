@@ -540,7 +540,7 @@ export type SkippedLines = {
  */
 serviceName: string | null,
 /**
- * How many.
+ * How many; without a service, at least this many (reads of one line or more each).
  */
 lines: number,
 /**

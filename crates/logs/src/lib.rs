@@ -40,8 +40,8 @@ pub use crate::{
     level::detect_level,
     logs::{
         CaptureSummary, DEFAULT_MAX_FILES, DEFAULT_MAX_SIZE, DEFAULT_TAIL, DEFAULT_TAIL_BYTES,
-        LogConfig, LogProblem, LogStats, Logs, MAX_BACKLOG_BYTES, MAX_TOTAL_BACKLOG_BYTES, Stream,
-        TAIL_ENTRY_OVERHEAD_BYTES,
+        LiveLines, LogConfig, LogProblem, LogStats, Logs, MAX_BACKLOG_BYTES,
+        MAX_TOTAL_BACKLOG_BYTES, Stream, TAIL_ENTRY_OVERHEAD_BYTES,
     },
     rotating::RotatingFile,
 };

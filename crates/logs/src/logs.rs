@@ -113,6 +113,54 @@ impl Default for LogConfig {
     }
 }
 
+/// Reads followers may fall behind by (see [`Logs::subscribe`]). A read a follower has not
+/// taken yet stays alive in the channel (up to 64 KiB of text) even after the tail let it go,
+/// so a stalled follower holds 16 MiB at most, until it catches up; a service that prints a
+/// line per write fills a read per line, so fewer places would drop lines of a follower that
+/// is only a moment late.
+const LIVE_CAPACITY: usize = 256;
+
+/// The lines one capture read (or one [`Logs::record`]) brought, as [`Logs::subscribe`]rs get
+/// them: shared with the tail, so a follower that takes a few of a flood's lines copies only
+/// those.
+#[derive(Clone)]
+pub struct LiveLines {
+    service: Arc<ServiceLog>,
+    batch: Arc<Batch>,
+}
+
+impl LiveLines {
+    /// The service they belong to.
+    pub fn service(&self) -> &str {
+        &self.service.name
+    }
+
+    /// How many lines (pieces of over-long lines count one each).
+    pub fn len(&self) -> usize {
+        self.batch.lines.len()
+    }
+
+    /// Whether there are none (never, as sent).
+    pub fn is_empty(&self) -> bool {
+        self.batch.lines.is_empty()
+    }
+
+    /// The first `n` lines (all of them if there are fewer) as entries, oldest first.
+    pub fn entries(&self, n: usize) -> Vec<LogEntry> {
+        let n = n.min(self.len());
+        materialise((0..n).map(|index| (self.service(), &self.batch, index)))
+    }
+}
+
+impl std::fmt::Debug for LiveLines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveLines")
+            .field("service", &self.service())
+            .field("lines", &self.len())
+            .finish()
+    }
+}
+
 /// Which pipe of a child a capture reads; decides the level of lines without a level word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Stream {
@@ -171,7 +219,7 @@ struct Inner {
     /// Started with the first service (and tried again with the next one if that failed).
     writer: Mutex<Option<Arc<WriterHandle>>>,
     counters: Arc<Counters>,
-    entries: broadcast::Sender<LogEntry>,
+    live: broadcast::Sender<LiveLines>,
     problems: broadcast::Sender<LogProblem>,
     seq: AtomicU64,
     /// Memory held by every service's queued batches together (see
@@ -214,7 +262,7 @@ impl Logs {
                 services: Mutex::new(HashMap::new()),
                 writer: Mutex::new(None),
                 counters: Arc::new(Counters::default()),
-                entries: broadcast::channel(1024).0,
+                live: broadcast::channel(LIVE_CAPACITY).0,
                 problems: broadcast::channel(64).0,
                 seq: AtomicU64::new(0),
                 backlog: Default::default(),
@@ -382,10 +430,12 @@ impl Logs {
         result
     }
 
-    /// Live entries of every service from now on; a receiver that falls behind by more than
-    /// 1024 entries gets [`broadcast::error::RecvError::Lagged`] and goes on.
-    pub fn subscribe(&self) -> broadcast::Receiver<LogEntry> {
-        self.inner.entries.subscribe()
+    /// The lines of every service from now on, one [`LiveLines`] per capture read (or
+    /// [`Logs::record`]); a receiver that falls more than 256 of them behind gets
+    /// [`broadcast::error::RecvError::Lagged`] and goes on. While nobody subscribes, nothing
+    /// is sent; a receiver only costs a reference count per read, and copies what it takes.
+    pub fn subscribe(&self) -> broadcast::Receiver<LiveLines> {
+        self.inner.live.subscribe()
     }
 
     /// Problems from now on: disk errors and dropped-line counts, by service.
@@ -530,11 +580,11 @@ impl Logs {
             }
             batch
         };
-        if self.inner.entries.receiver_count() > 0 {
-            let lines = (0..batch.lines.len()).map(|index| (service.name.as_str(), &batch, index));
-            for entry in materialise(lines) {
-                let _ = self.inner.entries.send(entry);
-            }
+        if self.inner.live.receiver_count() > 0 {
+            let _ = self.inner.live.send(LiveLines {
+                service: Arc::clone(service),
+                batch,
+            });
         }
     }
 

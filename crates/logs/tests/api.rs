@@ -254,8 +254,15 @@ async fn followers_see_new_entries() {
         b"hello\nWARN there\n".to_vec(),
     )
     .await;
-    let first = follower.try_recv().expect("a followed entry");
-    let second = follower.try_recv().expect("a second followed entry");
+    let read = follower.try_recv().expect("the lines of the read");
+    assert_eq!((read.service(), read.len()), ("svc", 2));
+    assert_eq!(
+        read.entries(1).len(),
+        1,
+        "a follower may take only the first lines"
+    );
+    let entries = read.entries(usize::MAX);
+    let (first, second) = (&entries[0], &entries[1]);
     assert_eq!(
         (first.message.as_str(), first.level),
         ("hello", LogLevel::Info)

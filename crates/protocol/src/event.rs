@@ -88,7 +88,7 @@ pub struct SkippedLines {
     /// The service whose lines they were; `None` when the stream fell behind and the lines'
     /// services are not known.
     pub service_name: Option<String>,
-    /// How many.
+    /// How many; without a service, at least this many (reads of one line or more each).
     #[cfg_attr(feature = "typescript", ts(type = "number"))]
     pub lines: u64,
     /// Where they all are: the service's log file (or the log directory, without a service).

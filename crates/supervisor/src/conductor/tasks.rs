@@ -45,14 +45,12 @@ pub(super) async fn publish_live_logs(
     shared: Arc<Shared>,
     log_dir: std::path::PathBuf,
 ) {
-    use std::collections::BTreeMap;
-
-    use conductor_protocol::{Event, SkippedLines};
-    use tokio::sync::broadcast::error::TryRecvError;
+    use tokio::sync::broadcast::error::RecvError;
 
     let mut tick = tokio::time::interval(LIVE_LOGS_PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut lines = None;
+    let mut window = LiveLogsWindow::default();
     loop {
         if lines.is_none() {
             while !shared.bus.has_subscribers() {
@@ -60,54 +58,88 @@ pub(super) async fn publish_live_logs(
             }
             // Right when the first stream opens, so its lines start there.
             lines = Some(logs.subscribe());
+            window = LiveLogsWindow::default();
             tick.reset();
-        }
-        tick.tick().await;
-        if !shared.bus.has_subscribers() {
-            lines = None;
-            continue;
         }
         let Some(receiver) = lines.as_mut() else {
             continue;
         };
-        let mut entries = Vec::new();
-        let mut per_service: BTreeMap<String, (usize, u64)> = BTreeMap::new();
-        let mut unattributed = 0;
-        loop {
-            match receiver.try_recv() {
-                Ok(entry) => {
-                    let (kept, skipped) = per_service.entry(entry.service.clone()).or_default();
-                    if *kept < LIVE_LOGS_PER_SERVICE && entries.len() < LIVE_LOGS_TOTAL {
-                        *kept += 1;
-                        entries.push(entry);
-                    } else {
-                        *skipped += 1;
-                    }
+        // Reads are taken as they come, so the channel is rarely outrun and a flood's excess
+        // is counted against its own service.
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Some(event) = window.take(&log_dir) {
+                    shared.bus.publish(event);
                 }
-                Err(TryRecvError::Lagged(n_missed)) => unattributed += n_missed,
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Closed) => return,
+                if !shared.bus.has_subscribers() {
+                    lines = None;
+                }
             }
+            received = receiver.recv() => match received {
+                Ok(read) => window.add(&read),
+                // Each missed read held one line at least.
+                Err(RecvError::Lagged(n_missed)) => window.unattributed += n_missed,
+                Err(RecvError::Closed) => return,
+            },
         }
-        let mut skipped: Vec<SkippedLines> = per_service
+    }
+}
+
+/// The lines of one `logs:entry` in the making.
+#[derive(Default)]
+struct LiveLogsWindow {
+    entries: Vec<conductor_protocol::LogEntry>,
+    /// Per service: lines kept, lines skipped.
+    per_service: std::collections::BTreeMap<String, (usize, u64)>,
+    /// Reads the channel dropped before they were taken (their services are not known).
+    unattributed: u64,
+}
+
+impl LiveLogsWindow {
+    /// Takes what fits of one read's lines (copying only those) and counts the rest.
+    fn add(&mut self, read: &conductor_logs::LiveLines) {
+        let (kept, skipped) = match self.per_service.get_mut(read.service()) {
+            Some(counts) => counts,
+            None => self
+                .per_service
+                .entry(read.service().to_owned())
+                .or_default(),
+        };
+        let room = LIVE_LOGS_PER_SERVICE
+            .saturating_sub(*kept)
+            .min(LIVE_LOGS_TOTAL.saturating_sub(self.entries.len()));
+        let taken = read.entries(room);
+        *kept += taken.len();
+        *skipped += (read.len() - taken.len()) as u64;
+        self.entries.extend(taken);
+    }
+
+    /// The event of what was gathered, if anything was, and an empty window for the next.
+    fn take(&mut self, log_dir: &std::path::Path) -> Option<conductor_protocol::Event> {
+        let window = std::mem::take(self);
+        let mut skipped: Vec<conductor_protocol::SkippedLines> = window
+            .per_service
             .into_iter()
             .filter(|(_, (_, skipped))| *skipped > 0)
-            .map(|(service, (_, lines))| SkippedLines {
+            .map(|(service, (_, lines))| conductor_protocol::SkippedLines {
                 file: log_dir.join(format!("{service}.log")).display().to_string(),
                 service_name: Some(service),
                 lines,
             })
             .collect();
-        if unattributed > 0 {
-            skipped.push(SkippedLines {
+        if window.unattributed > 0 {
+            skipped.push(conductor_protocol::SkippedLines {
                 service_name: None,
-                lines: unattributed,
+                lines: window.unattributed,
                 file: log_dir.display().to_string(),
             });
         }
-        if !entries.is_empty() || !skipped.is_empty() {
-            shared.bus.publish(Event::LogsEntry { entries, skipped });
-        }
+        (!window.entries.is_empty() || !skipped.is_empty()).then_some(
+            conductor_protocol::Event::LogsEntry {
+                entries: window.entries,
+                skipped,
+            },
+        )
     }
 }
 
