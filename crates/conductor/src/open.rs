@@ -61,9 +61,14 @@ pub(crate) fn run(args: &OpenArgs, target: &Target) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The panel's address, without the token.
+fn panel_address(info: &IpcInfo) -> String {
+    format!("{}/", info.url.trim_end_matches('/'))
+}
+
 /// The panel's address with its token.
 fn panel_url(info: &IpcInfo) -> String {
-    format!("{}/#token={}", info.url.trim_end_matches('/'), info.token)
+    format!("{}#token={}", panel_address(info), info.token)
 }
 
 /// `up`'s last startup line: the address with its token on a terminal, else the address and
@@ -73,8 +78,8 @@ pub(crate) fn panel_line(info: &IpcInfo, user_data: &Path) -> String {
         format!("panel: {}", panel_url(info))
     } else {
         format!(
-            "panel: {}/ (`conductor open --data-dir {}` gives its link with the token)",
-            info.url.trim_end_matches('/'),
+            "panel: {} (`conductor open --data-dir {}` gives its link with the token)",
+            panel_address(info),
             user_data.display()
         )
     }

@@ -9,8 +9,13 @@ pub mod common;
 
 use common::{Fixture, raw_request};
 
+/// The head of a `method` request for `path` addressed to `host`.
+fn request(method: &str, path: &str, host: &str) -> String {
+    format!("{method} {path} HTTP/1.1\r\nHost: {host}")
+}
+
 fn get(path: &str, host: &str) -> String {
-    format!("GET {path} HTTP/1.1\r\nHost: {host}")
+    request("GET", path, host)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,7 +85,7 @@ async fn the_panel_keeps_the_host_check_and_answers_only_get_and_head() {
 
     let post = raw_request(
         fixture.addr(),
-        &format!("POST / HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0"),
+        &format!("{}\r\nContent-Length: 0", request("POST", "/", &host)),
         b"",
     )
     .await;
@@ -89,7 +94,7 @@ async fn the_panel_keeps_the_host_check_and_answers_only_get_and_head() {
 
     let head = raw_request(
         fixture.addr(),
-        &format!("HEAD /panel/panel.js HTTP/1.1\r\nHost: {host}"),
+        &request("HEAD", "/panel/panel.js", &host),
         b"",
     )
     .await;

@@ -28,11 +28,11 @@ pub(super) async fn forward_log_problems(
 }
 
 /// At most one `logs:entry` per this long.
-pub(crate) const LIVE_LOGS_PERIOD: std::time::Duration = std::time::Duration::from_millis(200);
+const LIVE_LOGS_PERIOD: std::time::Duration = std::time::Duration::from_millis(200);
 /// Lines of one service in one `logs:entry`, at most.
-pub(crate) const LIVE_LOGS_PER_SERVICE: usize = 100;
+const LIVE_LOGS_PER_SERVICE: usize = 100;
 /// Lines in one `logs:entry`, at most.
-pub(crate) const LIVE_LOGS_TOTAL: usize = 500;
+const LIVE_LOGS_TOTAL: usize = 500;
 
 /// Publishes the captured lines as `logs:entry` events while anyone listens to the event
 /// stream: at most one event per [`LIVE_LOGS_PERIOD`], within [`LIVE_LOGS_PER_SERVICE`] and
@@ -52,17 +52,17 @@ pub(super) async fn publish_live_logs(
     let mut lines = None;
     let mut window = LiveLogsWindow::default();
     loop {
-        if lines.is_none() {
-            while !shared.bus.has_subscribers() {
-                shared.bus.subscribed().await;
+        let receiver = match &mut lines {
+            Some(receiver) => receiver,
+            None => {
+                while !shared.bus.has_subscribers() {
+                    shared.bus.subscribed().await;
+                }
+                // Right when the first stream opens, so its lines start there.
+                window = LiveLogsWindow::default();
+                tick.reset();
+                lines.insert(logs.subscribe())
             }
-            // Right when the first stream opens, so its lines start there.
-            lines = Some(logs.subscribe());
-            window = LiveLogsWindow::default();
-            tick.reset();
-        }
-        let Some(receiver) = lines.as_mut() else {
-            continue;
         };
         // Reads are taken as they come, so the channel is rarely outrun and a flood's excess
         // is counted against its own service.
